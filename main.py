@@ -1,0 +1,155 @@
+"""Train, test and query the CIFAR-10 CLIP from the command line.
+
+  python main.py --mode TRAIN --data ../shared/data/cifar10 --epochs 18 --output runs/main
+  python main.py --mode TEST --report report.json
+  python main.py --idx 7 --labels "cat,dog,vehicle" --save prediction.png   (INFERENCE, the default)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "clip-cifar10"
+
+
+class UsageError(ValueError):
+    """Bad command-line input, reported in one line."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mode", type=str.upper, choices=("TRAIN", "TEST", "INFERENCE"), default="INFERENCE")
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="checkpoint directory")
+    parser.add_argument("--data", help="dataset: hub name or local copy (default: $CIFAR10_DATA, else uoft-cs/cifar10)")
+    train = parser.add_argument_group("TRAIN")
+    train.add_argument("--epochs", type=int, default=18)
+    train.add_argument("--batch-size", type=int, default=1024)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--output", type=Path, default=Path("runs/train"), help="run directory")
+    train.add_argument("--resume", action="store_true", help="continue from OUTPUT/last_state.pt")
+    test = parser.add_argument_group("TEST")
+    test.add_argument("--report", type=Path, help="write the metrics as JSON here (and the confusion PNG beside it)")
+    inference = parser.add_argument_group("INFERENCE")
+    inference.add_argument("--idx", type=int, help="index of a test image (default 0 when no --image)")
+    inference.add_argument("--image", type=Path, help="an image file of any common format and size")
+    inference.add_argument("--labels", help='comma-separated custom labels, e.g. "cat,dog,car"')
+    inference.add_argument("--topk", type=int, default=5)
+    inference.add_argument("--save", type=Path, help="write the image and a bar chart of scores to this PNG")
+    return parser.parse_args(argv)
+
+
+def run_train(args: argparse.Namespace) -> None:
+    from model_api.clip.config import ClipConfig, TrainConfig
+    from model_api.clip.data import load_cifar10
+    from model_api.clip.train import Trainer
+
+    if args.epochs < 1 or args.batch_size < 1:
+        raise UsageError("--epochs and --batch-size must be positive")
+    recipe = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    trainer = Trainer(load_cifar10(args.data), ClipConfig(), recipe, args.output)
+    if args.resume:
+        trainer.resume()
+    result = trainer.fit()
+    print(f"best validation accuracy {result['best_val_accuracy']:.4f}; checkpoint in {args.output / 'best'}")
+
+
+def run_test(args: argparse.Namespace) -> None:
+    from model_api.clip import plots
+    from model_api.clip.checkpoint import load_checkpoint
+    from model_api.clip.data import load_cifar10
+    from model_api.clip.evaluate import evaluate
+    from model_api.clip.inference import prepare_for_inference
+
+    model, config = load_checkpoint(args.checkpoint)
+    data = load_cifar10(args.data)
+    report = evaluate(prepare_for_inference(model), data.test, data.classes)
+    report.update(checkpoint=str(args.checkpoint), data_source=data.source)
+    print_report(report)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(report, indent=2) + "\n")
+        png = args.report.with_name(args.report.stem + "_confusion.png")
+        plots.confusion_matrix(report["confusion_matrix"], list(data.classes), png)
+        print(f"wrote {args.report} and {png}")
+
+
+def print_report(report: dict) -> None:
+    retrieval = report["retrieval"]
+    print(f"test images: {report['images']}  accuracy: {report['accuracy']:.4f}  "
+          f"images/s: {report['images_per_s']:.0f}")
+    print(f"retrieval (class prompts): P@10 {retrieval['precision_at_10']:.3f}  "
+          f"P@100 {retrieval['precision_at_100']:.3f}  mAP {retrieval['mean_average_precision']:.3f}")
+    for name, accuracy in report["per_class_accuracy"].items():
+        print(f"  {name:<12} {accuracy:.4f}")
+    print("confusion matrix (rows: true, columns: predicted):")
+    for row in report["confusion_matrix"]:
+        print("  " + " ".join(f"{count:5d}" for count in row))
+
+
+def inference_image(args: argparse.Namespace):
+    """-> (3, 32, 32) uint8 tensor and a PIL image to display."""
+    from model_api.clip.data import load_cifar10
+    from model_api.clip.preprocess import bytes_to_tensor, open_image, tensor_to_image, to_rgb
+
+    if args.image is not None:
+        if args.idx is not None:
+            raise UsageError("give either --image or --idx, not both")
+        try:
+            data = args.image.read_bytes()
+        except OSError as error:
+            raise UsageError(f"cannot read {args.image}: {error.strerror or error}") from error
+        return bytes_to_tensor(data), to_rgb(open_image(data))
+    test = load_cifar10(args.data).test
+    index = 0 if args.idx is None else args.idx
+    if not 0 <= index < len(test):
+        raise UsageError(f"--idx {index} is out of range: the test set has {len(test)} images (0..{len(test) - 1})")
+    return test.images[index], tensor_to_image(test.images[index])
+
+
+def run_inference(args: argparse.Namespace) -> None:
+    from model_api.clip import plots
+    from model_api.clip.checkpoint import load_checkpoint
+    from model_api.clip.inference import embed_images, embed_labels, label_probabilities, parse_labels
+
+    labels = parse_labels(args.labels) if args.labels is not None else None
+    if labels is not None and not labels:
+        raise UsageError("--labels is empty: give comma-separated labels such as \"cat,dog\"")
+    if args.topk < 1:
+        raise UsageError("--topk must be at least 1")
+    model, config = load_checkpoint(args.checkpoint)
+    labels = labels or config["classes"]
+    image, display = inference_image(args)
+    probabilities = label_probabilities(model, embed_images(model, image[None]), embed_labels(model, labels))[0]
+    ranked = sorted(zip(labels, probabilities.tolist()), key=lambda pair: -pair[1])[: args.topk]
+    for rank, (label, score) in enumerate(ranked, 1):
+        print(f"{rank}. {label:<20} {score:.4f}")
+    if args.save:
+        plots.prediction_chart(display, ranked, args.save)
+        print(f"wrote {args.save}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    from model_api.clip.checkpoint import CheckpointError
+    from model_api.clip.data import DataUnavailableError
+    from model_api.clip.preprocess import InvalidImageError
+
+    modes = {"TRAIN": run_train, "TEST": run_test, "INFERENCE": run_inference}
+    try:
+        modes[args.mode](args)
+    except (UsageError, CheckpointError, DataUnavailableError, InvalidImageError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

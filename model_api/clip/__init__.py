@@ -1,0 +1,1 @@
+"""The CLIP library: towers, loss, data, checkpoints, inference. Everything else imports it."""

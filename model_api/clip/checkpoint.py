@@ -1,0 +1,71 @@
+"""Checkpoints: `model.safetensors` (weights) + `config.json` (everything else).
+
+Loading rebuilds the model from the JSON alone and never unpickles. Both files are written to
+temporary names and renamed, so an interrupted save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from safetensors.torch import load_file, save_file
+
+from .config import ClipConfig
+from .model import Clip
+
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+class CheckpointError(RuntimeError):
+    """The checkpoint is missing, unreadable or does not match its config."""
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(model: Clip, directory: Path, metadata: dict[str, Any]) -> None:
+    """metadata: classes, templates, training recipe, data fingerprint, metrics..."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / (WEIGHTS_FILE + ".tmp")
+    weights = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
+    save_file(weights, str(tmp))
+    os.replace(tmp, directory / WEIGHTS_FILE)
+    config = {"model": model.config.to_dict(), **metadata}
+    atomic_write_text(directory / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+
+
+def read_config(directory: Path) -> dict[str, Any]:
+    try:
+        return json.loads((Path(directory) / CONFIG_FILE).read_text())
+    except FileNotFoundError as error:
+        raise CheckpointError(f"no checkpoint at {directory} (missing {CONFIG_FILE})") from error
+    except (OSError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"unreadable {CONFIG_FILE} in {directory}: {error}") from error
+
+
+def load_checkpoint(directory: Path | str) -> tuple[Clip, dict[str, Any]]:
+    """-> (model in eval mode, the config.json contents)."""
+    directory = Path(directory)
+    config = read_config(directory)
+    try:
+        model = Clip(ClipConfig.from_dict(config["model"]))
+        model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
+    except Exception as error:  # safetensors, key and shape errors all mean "bad checkpoint"
+        raise CheckpointError(f"cannot load checkpoint {directory}: {error}") from error
+    return model.eval(), config
+
+
+def weights_sha256(directory: Path | str) -> str:
+    digest = hashlib.sha256()
+    with open(Path(directory) / WEIGHTS_FILE, "rb") as weights:
+        for block in iter(lambda: weights.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

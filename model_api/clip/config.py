@@ -1,0 +1,87 @@
+"""Typed configuration of the model and its training recipe.
+
+Every checkpoint stores a `ClipConfig` as JSON next to its weights, so loading a checkpoint
+rebuilds the exact architecture with no other input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ImageEncoderConfig:
+    """airbench94-style ResNet for 32x32 inputs: a frozen 2x2 whitening stem, then three
+    conv-pool-norm groups. No ImageNet 4x stem: CIFAR images are already tiny."""
+
+    whitening_width: int = 24  # 12 eigen-patches, each with + and - sign
+    widths: tuple[int, ...] = (64, 256, 256)
+    batchnorm_momentum: float = 0.6  # running = momentum * running + (1 - momentum) * batch
+    image_size: int = 32
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    """Which text tower to build: `scratch` (byte-level transformer trained from nothing)."""
+
+    kind: str = "scratch"
+    width: int = 128  # 256 wide cost 1 s per step of 256 captions on 2 cores; 128 ~4x less
+    layers: int = 3
+    heads: int = 4
+    context_length: int = 48  # bytes incl. BOS/EOS; longer text is truncated
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    embed_dim: int = 256
+    init_temperature: float = 0.5  # CLIP starts at 0.07; that collapsed both towers here (see train.py)
+    max_logit_scale: float = 100.0  # CLIP clamps exp(logit_scale) here
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ClipConfig:
+        image = dict(raw.get("image", {}))
+        if "widths" in image:
+            image["widths"] = tuple(image["widths"])
+        return cls(
+            image=ImageEncoderConfig(**image),
+            text=TextEncoderConfig(**raw.get("text", {})),
+            **{k: v for k, v in raw.items() if k not in ("image", "text")},
+        )
+
+
+@dataclass
+class TrainConfig:
+    """The training recipe. Learning rates follow airbench94's "per 1024 examples" convention
+    for the SGD-trained image tower; the text tower and projections use AdamW, which suits
+    transformers far better than plain SGD."""
+
+    epochs: int = 20
+    batch_size: int = 1024
+    seed: int = 0
+    val_size: int = 5000
+    captions_per_step: int = 128  # text-tower batch: ~13 captions per class per step
+    sgd_lr: float = 11.5  # per 1024 examples, airbench94
+    sgd_momentum: float = 0.85
+    sgd_weight_decay: float = 0.0153
+    bias_lr_scale: float = 64.0  # BatchNorm biases learn faster, as in airbench94
+    adamw_lr: float = 2e-3
+    adamw_weight_decay: float = 0.05
+    temperature_lr: float = 2e-2  # the log-scale must travel from log(2) to ~log(30) quickly
+    warmup_fraction: float = 0.23  # triangular schedule: peak at this fraction of training
+    final_lr_fraction: float = 0.07
+    label_smoothing: float = 0.2
+    translate: int = 2
+    whiten_bias_epochs: int = 3
+    ema_every: int = 5  # weight averaging, from `ema_start_epoch` on
+    ema_start_epoch: int = 3
+    bf16: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,151 @@
+"""CIFAR-10 as uint8 tensors: loaded with `datasets`, decoded once, cached on disk.
+
+The source is a hub name (default `uoft-cs/cifar10`) or a local copy in the hub's layout.
+The first load decodes every image and writes `.npy` arrays keyed by the source, so later
+runs start in seconds. Augmentation runs on whole batches of tensors, not per-image PIL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+HUB_NAME = "uoft-cs/cifar10"
+
+
+def default_cache_dir() -> Path:
+    """$CLIP_CACHE_DIR, else ~/.cache/clip-cifar10."""
+    return Path(os.environ.get("CLIP_CACHE_DIR") or Path.home() / ".cache" / "clip-cifar10")
+
+
+class DataUnavailableError(RuntimeError):
+    """The dataset could not be loaded from its source (offline hub, wrong path...)."""
+
+
+@dataclass(frozen=True)
+class Split:
+    images: torch.Tensor  # (N, 3, 32, 32) uint8
+    labels: torch.Tensor  # (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: torch.Tensor) -> Split:
+        return Split(self.images[index], self.labels[index])
+
+
+@dataclass(frozen=True)
+class Cifar10:
+    train: Split
+    test: Split
+    classes: tuple[str, ...]
+    source: str
+    fingerprint: str  # sha256 of the decoded arrays: identifies the data a model saw
+
+    def train_val(self, val_size: int, seed: int = 0) -> tuple[Split, Split]:
+        """A fixed held-out slice of train for model selection; test stays for reporting."""
+        order = torch.randperm(len(self.train), generator=torch.Generator().manual_seed(seed))
+        return self.train.subset(order[val_size:]), self.train.subset(order[:val_size])
+
+
+def resolve_source(source: str | None) -> str:
+    """An explicit source, else $CIFAR10_DATA, else the hub name. Local paths become absolute."""
+    source = source or os.environ.get("CIFAR10_DATA") or HUB_NAME
+    return str(Path(source).resolve()) if Path(source).exists() else source
+
+
+def _cache_dir(source: str, cache_root: Path) -> Path:
+    return cache_root / hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+def _decode(rows: list[dict]) -> np.ndarray:
+    """Hub `Image` cells ({'bytes', 'path'}) -> (N, 3, 32, 32) uint8."""
+    images = [np.asarray(Image.open(io.BytesIO(row["bytes"])).convert("RGB")) for row in rows]
+    return np.stack(images).transpose(0, 3, 1, 2).copy()
+
+
+def _download(source: str) -> tuple[dict[str, np.ndarray], tuple[str, ...]]:
+    import datasets  # heavy import, only needed on a cache miss
+
+    try:
+        dataset = datasets.load_dataset(source).cast_column("img", datasets.Image(decode=False))
+    except Exception as error:  # the library raises many types for "unreachable"
+        raise DataUnavailableError(f"could not load CIFAR-10 from {source!r}: {error}") from error
+    arrays = {}
+    for split in ("train", "test"):
+        arrays[f"{split}_images"] = _decode(dataset[split]["img"])
+        arrays[f"{split}_labels"] = np.asarray(dataset[split]["label"], dtype=np.int64)
+    return arrays, tuple(dataset["train"].features["label"].names)
+
+
+def _fingerprint(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        digest.update(name.encode())
+        digest.update(arrays[name].tobytes())
+    return digest.hexdigest()
+
+
+def load_cifar10(source: str | None = None, cache_root: Path | None = None) -> Cifar10:
+    source = resolve_source(source)
+    cache = _cache_dir(source, cache_root or default_cache_dir())
+    names = ("train_images", "train_labels", "test_images", "test_labels")
+    if (cache / "meta.json").exists():
+        meta = json.loads((cache / "meta.json").read_text())
+        arrays = {name: np.load(cache / f"{name}.npy", allow_pickle=False) for name in names}
+    else:
+        arrays, classes = _download(source)
+        meta = {"source": source, "classes": list(classes), "fingerprint": _fingerprint(arrays)}
+        _write_cache(cache, arrays, meta)
+    return Cifar10(
+        train=Split(torch.from_numpy(arrays["train_images"]), torch.from_numpy(arrays["train_labels"])),
+        test=Split(torch.from_numpy(arrays["test_images"]), torch.from_numpy(arrays["test_labels"])),
+        classes=tuple(meta["classes"]),
+        source=source,
+        fingerprint=meta["fingerprint"],
+    )
+
+
+def _write_cache(cache: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Arrays first, meta.json last and atomically: a cache without meta.json is ignored."""
+    cache.mkdir(parents=True, exist_ok=True)
+    for name, array in arrays.items():
+        np.save(cache / f"{name}.npy", array, allow_pickle=False)
+    tmp = cache / "meta.json.tmp"
+    tmp.write_text(json.dumps(meta))
+    tmp.replace(cache / "meta.json")
+
+
+def augment(images: torch.Tensor, translate: int, generator: torch.Generator) -> torch.Tensor:
+    """Random horizontal flip and translation by up to `translate` px (reflect padding).
+
+    images: (N, 3, H, W) uint8 -> same shape. Each image gets its own flip and offset; the
+    work is done per offset value over whole groups of images, not per image.
+    """
+    n, _, h, w = images.shape
+    flip = torch.rand(n, generator=generator) < 0.5
+    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    if translate == 0:
+        return images
+    padded = torch.nn.functional.pad(images.float(), (translate,) * 4, mode="reflect").to(images.dtype)
+    out = torch.empty_like(images)
+    dx = torch.randint(0, 2 * translate + 1, (n,), generator=generator)
+    dy = torch.randint(0, 2 * translate + 1, (n,), generator=generator)
+    for x in range(2 * translate + 1):
+        for y in range(2 * translate + 1):
+            chosen = (dx == x) & (dy == y)
+            out[chosen] = padded[chosen, :, y : y + h, x : x + w]
+    return out
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> float32 in [0, 1]: the model's input convention."""
+    return images.float().div_(255)

@@ -1,0 +1,54 @@
+"""Test-set evaluation: zero-shot accuracy, confusion matrix, class-prompt retrieval, speed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from .data import Split
+from .inference import embed_images, embed_labels
+from .model import Clip
+
+
+def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """(C, C) counts; row = true class, column = predicted class."""
+    flat = labels * num_classes + predictions
+    return torch.bincount(flat, minlength=num_classes**2).view(num_classes, num_classes)
+
+
+def retrieval_metrics(similarity: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """similarity: (Q, N) query x gallery, query q looks for gallery items of class q.
+
+    Returns mean precision@10, precision@100 and mean average precision over the queries.
+    """
+    order = similarity.argsort(dim=1, descending=True)  # (Q, N)
+    relevant = (labels[order] == torch.arange(len(similarity))[:, None]).float()  # (Q, N)
+    hits = relevant.cumsum(dim=1)
+    ranks = torch.arange(1, relevant.shape[1] + 1)
+    average_precision = (relevant * hits / ranks).sum(dim=1) / relevant.sum(dim=1).clamp(min=1)
+    return {
+        "precision_at_10": relevant[:, :10].mean().item(),
+        "precision_at_100": relevant[:, :100].mean().item(),
+        "mean_average_precision": average_precision.mean().item(),
+    }
+
+
+def evaluate(model: Clip, split: Split, classes: tuple[str, ...]) -> dict[str, Any]:
+    started = time.perf_counter()
+    image_embeddings = embed_images(model, split.images)
+    seconds = time.perf_counter() - started
+    class_embeddings = embed_labels(model, classes)
+    similarity = image_embeddings @ class_embeddings.T  # (N, C)
+    predictions = similarity.argmax(dim=1)
+    confusion = confusion_matrix(split.labels, predictions, len(classes))
+    per_class = confusion.diag().float() / confusion.sum(dim=1).clamp(min=1).float()
+    return {
+        "images": len(split),
+        "accuracy": (predictions == split.labels).float().mean().item(),
+        "per_class_accuracy": dict(zip(classes, per_class.tolist())),
+        "confusion_matrix": confusion.tolist(),
+        "retrieval": retrieval_metrics(similarity.T, split.labels),
+        "images_per_s": len(split) / seconds,
+    }

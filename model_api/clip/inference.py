@@ -1,0 +1,62 @@
+"""Batched, gradient-free encoding and zero-shot classification on CPU.
+
+bfloat16 autocast and channels_last memory gave the largest measured CPU speedups for this
+network (see BENCHMARKS.md); both keep embeddings within rounding of fp32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from .data import to_float
+from .model import Clip
+from .prompts import label_prompts
+
+
+@contextlib.contextmanager
+def inference_mode(bf16: bool = True) -> Iterator[None]:
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        yield
+
+
+def prepare_for_inference(model: Clip) -> Clip:
+    """Eval mode and channels_last weights: do this once after loading."""
+    return model.eval().to(memory_format=torch.channels_last)
+
+
+def embed_images(model: Clip, images: torch.Tensor, batch_size: int = 256, bf16: bool = True) -> torch.Tensor:
+    """(N, 3, 32, 32) uint8 -> (N, D) float32 unit vectors."""
+    chunks = []
+    with inference_mode(bf16):
+        for start in range(0, len(images), batch_size):
+            batch = to_float(images[start : start + batch_size]).contiguous(memory_format=torch.channels_last)
+            chunks.append(model.encode_image(batch))
+    return torch.cat(chunks) if chunks else torch.empty(0, model.config.embed_dim)
+
+
+def embed_texts(model: Clip, texts: Sequence[str], bf16: bool = True) -> torch.Tensor:
+    """Texts -> (N, D) float32 unit vectors."""
+    with inference_mode(bf16):
+        return model.encode_text(list(texts))
+
+
+def embed_labels(model: Clip, labels: Sequence[str], bf16: bool = True) -> torch.Tensor:
+    """One embedding per label: the renormalised mean over its prompt ensemble. -> (L, D)"""
+    prompts = [prompt for label in labels for prompt in label_prompts(label)]
+    per_prompt = embed_texts(model, prompts, bf16).view(len(labels), -1, model.config.embed_dim)
+    return torch.nn.functional.normalize(per_prompt.mean(dim=1), dim=-1)
+
+
+def label_probabilities(model: Clip, image_embeddings: torch.Tensor, label_embeddings: torch.Tensor) -> torch.Tensor:
+    """(N, D) x (L, D) -> (N, L) softmax over labels at the model's learned temperature."""
+    with torch.inference_mode():
+        return (model.scale() * image_embeddings @ label_embeddings.T).softmax(dim=-1)
+
+
+def parse_labels(text: str) -> list[str]:
+    """'cat, dog,,  bird ' -> ['cat', 'dog', 'bird'] (order kept, duplicates dropped)."""
+    labels = [part.strip() for part in text.split(",")]
+    return list(dict.fromkeys(label for label in labels if label))

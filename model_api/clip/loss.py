@@ -1,0 +1,44 @@
+"""Label-aware contrastive loss (UniCL, Yang et al. 2022).
+
+Plain CLIP loss makes image i's only positive its own caption, so with ten classes a batch of
+256 holds ~25 same-class "negatives" per image. Here every image-caption pair that shares a
+label is a positive and the target distribution spreads evenly over them. With unique labels
+it reduces to the CLIP loss.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _soft_cross_entropy(logits: torch.Tensor, positives: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """Mean over rows of -sum(target * log_softmax), target uniform over each row's positives
+    (mixed with `smoothing` of a uniform distribution). Rows without positives are skipped."""
+    counts = positives.sum(dim=1, keepdim=True)
+    target = positives / counts.clamp(min=1)
+    target = (1 - smoothing) * target + smoothing / logits.shape[1]
+    per_row = -(target * F.log_softmax(logits, dim=1)).sum(dim=1)
+    has_positive = counts.squeeze(1) > 0
+    return per_row[has_positive].mean()
+
+
+class LabelAwareContrastiveLoss(nn.Module):
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.label_smoothing = label_smoothing
+
+    def forward(
+        self,
+        image_embeddings: torch.Tensor,  # (B_i, D), unit vectors
+        text_embeddings: torch.Tensor,  # (B_t, D), unit vectors
+        logit_scale: torch.Tensor,  # scalar
+        image_labels: torch.Tensor,  # (B_i,)
+        text_labels: torch.Tensor,  # (B_t,)
+    ) -> torch.Tensor:
+        logits = logit_scale * image_embeddings @ text_embeddings.T  # (B_i, B_t)
+        positives = (image_labels[:, None] == text_labels[None, :]).float()
+        image_to_text = _soft_cross_entropy(logits, positives, self.label_smoothing)
+        text_to_image = _soft_cross_entropy(logits.T, positives.T, self.label_smoothing)
+        return (image_to_text + text_to_image) / 2

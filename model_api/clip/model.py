@@ -1,0 +1,60 @@
+"""CLIP: an image tower and a text tower meeting in one L2-normalised embedding space.
+
+The model returns embeddings and the logit scale; the loss lives in `loss.py`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ClipConfig
+from .image_encoder import ImageEncoder
+from .text_encoder import ScratchTextEncoder
+
+
+def build_text_encoder(config: ClipConfig) -> nn.Module:
+    if config.text.kind == "scratch":
+        return ScratchTextEncoder(config.text)
+    raise ValueError(f"unknown text encoder kind {config.text.kind!r}")
+
+
+class Clip(nn.Module):
+    def __init__(self, config: ClipConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.visual = ImageEncoder(config.image)
+        self.text = build_text_encoder(config)
+        self.image_projection = nn.Linear(self.visual.output_dim, config.embed_dim, bias=False)
+        self.text_projection = nn.Linear(self.text.output_dim, config.embed_dim, bias=False)
+        # Standardising each embedding dimension over the batch (no learned affine) makes the
+        # collapse of a tower to one constant vector impossible. Without it, both towers
+        # collapsed within ten steps: at initialisation all captions embed alike (they share
+        # most bytes), so flattening the logits was the fastest way down the loss.
+        self.image_norm = nn.BatchNorm1d(config.embed_dim, affine=False)
+        self.text_norm = nn.BatchNorm1d(config.embed_dim, affine=False)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / config.init_temperature)))
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 32, 32) floats in [0, 1] -> (B, embed_dim) unit vectors."""
+        return F.normalize(self.image_norm(self.image_projection(self.visual(images)).float()), dim=-1)
+
+    def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T) token ids -> (B, embed_dim) unit vectors."""
+        return F.normalize(self.text_norm(self.text_projection(self.text(tokens)).float()), dim=-1)
+
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        device = self.logit_scale.device
+        return self.encode_tokens(self.text.tokenize(texts).to(device))
+
+    def scale(self) -> torch.Tensor:
+        """exp(logit_scale), clamped as in CLIP so the temperature cannot collapse."""
+        return self.logit_scale.exp().clamp(max=self.config.max_logit_scale)
+
+    def forward(
+        self, images: torch.Tensor, tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.encode_image(images), self.encode_tokens(tokens), self.scale()

@@ -1,0 +1,258 @@
+"""Contrastive training of the CLIP on CIFAR-10, resumable epoch by epoch.
+
+Recipe (after airbench94, adapted to a contrastive objective): frozen whitening stem,
+Nesterov SGD for the conv tower with a triangular learning-rate schedule, AdamW for the text
+tower, label-aware contrastive loss with label smoothing, Lookahead-style weight averaging,
+flip + translate augmentation, bfloat16 autocast and channels_last on CPU.
+
+Output directory layout:
+  best/            checkpoint with the best validation accuracy (safetensors + config.json)
+  last_state.pt    full training state after the last finished epoch (for --resume)
+  history.json     one record per epoch
+  training_curve.png
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from . import plots
+from .checkpoint import atomic_write_text, save_checkpoint
+from .config import ClipConfig, TrainConfig
+from .data import Cifar10, Split, augment, to_float
+from .inference import embed_images, embed_labels
+from .loss import LabelAwareContrastiveLoss
+from .model import Clip
+from .prompts import TEMPLATES, training_captions
+
+log = logging.getLogger(__name__)
+STATE_FILE = "last_state.pt"
+
+
+@dataclass
+class Optimizers:
+    sgd: torch.optim.SGD
+    adamw: torch.optim.AdamW
+
+    def all(self) -> tuple[torch.optim.Optimizer, ...]:
+        return (self.sgd, self.adamw)
+
+
+def build_optimizers(model: Clip, recipe: TrainConfig) -> Optimizers:
+    """SGD (airbench94's per-1024-example scaling, for a mean loss) for the conv tower and its
+    projection; AdamW for the text tower, its projection and the temperature."""
+    kilostep = 1 + 1 / (1 - recipe.sgd_momentum)
+    lr = recipe.sgd_lr / kilostep  # mean-reduced loss: per-example lr x 1024-example batch
+    decay = recipe.sgd_weight_decay * recipe.batch_size / (1024 * kilostep)
+    visual = model.visual
+    norm_biases = [p for n, p in visual.named_parameters() if "groups" in n and n.endswith("bias")]
+    conv_weights = [p for n, p in visual.named_parameters() if n.endswith("weight") and p.requires_grad]
+    conv_weights.append(model.image_projection.weight)
+    bias_lr = lr * recipe.bias_lr_scale
+    sgd = torch.optim.SGD(
+        [
+            dict(params=conv_weights, lr=lr, weight_decay=decay / lr, name="conv"),
+            dict(params=norm_biases, lr=bias_lr, weight_decay=decay / bias_lr, name="norm_bias"),
+            dict(params=[visual.whiten.bias], lr=bias_lr, weight_decay=decay / bias_lr, name="whiten_bias"),
+        ],
+        momentum=recipe.sgd_momentum,
+        nesterov=True,
+    )
+    text_params = [*model.text.parameters(), model.text_projection.weight]
+    adamw = torch.optim.AdamW(
+        [
+            dict(params=text_params, lr=recipe.adamw_lr, weight_decay=recipe.adamw_weight_decay),
+            dict(params=[model.logit_scale], lr=recipe.temperature_lr, weight_decay=0.0),
+        ]
+    )
+    for group in (*sgd.param_groups, *adamw.param_groups):
+        group["base_lr"] = group["lr"]
+    return Optimizers(sgd, adamw)
+
+
+def lr_factor(step: int, total: int, recipe: TrainConfig) -> float:
+    """Triangular schedule: 0.2 -> 1.0 at warmup_fraction -> final_lr_fraction."""
+    progress = step / total
+    if progress < recipe.warmup_fraction:
+        return 0.2 + 0.8 * progress / recipe.warmup_fraction
+    tail = (progress - recipe.warmup_fraction) / (1 - recipe.warmup_fraction)
+    return 1.0 + (recipe.final_lr_fraction - 1.0) * tail
+
+
+class CaptionSampler:
+    """Draws a random training caption for each requested label, as pre-tokenised rows."""
+
+    def __init__(self, model: Clip, classes: tuple[str, ...]) -> None:
+        captions, labels = training_captions(classes)
+        self.tokens = model.text.tokenize(captions)  # (C, T)
+        labels_tensor = torch.tensor(labels)
+        self.by_class = [torch.nonzero(labels_tensor == c).squeeze(1) for c in range(len(classes))]
+
+    def sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        picks = [
+            pool[torch.randint(len(pool), (1,), generator=generator)]
+            for pool in (self.by_class[int(label)] for label in labels)
+        ]
+        return self.tokens[torch.cat(picks)]
+
+
+class WeightAverager:
+    """airbench94's Lookahead-style averaging: every few steps the averaged weights move
+    towards the live ones and are copied back into the net."""
+
+    def __init__(self, model: Clip) -> None:
+        self.average = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, model: Clip, decay: float) -> None:
+        for name, live in model.state_dict().items():
+            if name in self.average:
+                self.average[name].lerp_(live, 1 - decay)
+                live.copy_(self.average[name])
+
+
+@torch.no_grad()
+def zero_shot_accuracy(model: Clip, split: Split, classes: tuple[str, ...]) -> float:
+    model.eval()
+    class_embeddings = embed_labels(model, classes)
+    predictions = (embed_images(model, split.images) @ class_embeddings.T).argmax(dim=1)
+    return (predictions == split.labels).float().mean().item()
+
+
+class Trainer:
+    def __init__(self, data: Cifar10, model_config: ClipConfig, recipe: TrainConfig, output: Path) -> None:
+        self.data, self.recipe, self.output = data, recipe, output
+        self.train_split, self.val_split = data.train_val(recipe.val_size, seed=0)
+        torch.manual_seed(recipe.seed)
+        self.model = Clip(model_config).to(memory_format=torch.channels_last)
+        self.model.visual.init_whitening(to_float(self.train_split.images[:5000]))
+        self.optimizers = build_optimizers(self.model, recipe)
+        self.averager = WeightAverager(self.model)
+        self.captions = CaptionSampler(self.model, data.classes)
+        self.loss_fn = LabelAwareContrastiveLoss(recipe.label_smoothing)
+        self.steps_per_epoch = math.ceil(len(self.train_split) / recipe.batch_size)
+        self.total_steps = recipe.epochs * self.steps_per_epoch
+        self.epoch, self.history, self.best_accuracy = 0, [], -1.0
+
+    # --- resumable state ---------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "model": self.model.state_dict(),
+            "average": self.averager.average,
+            "sgd": self.optimizers.sgd.state_dict(),
+            "adamw": self.optimizers.adamw.state_dict(),
+            "history": json.dumps(self.history),
+            "best_accuracy": self.best_accuracy,
+            "recipe": json.dumps(self.recipe.to_dict()),
+        }
+
+    def save_state(self) -> None:
+        tmp = self.output / (STATE_FILE + ".tmp")
+        torch.save(self.state(), tmp)
+        os.replace(tmp, self.output / STATE_FILE)
+
+    def resume(self) -> None:
+        path = self.output / STATE_FILE
+        if not path.exists():
+            log.info("no %s in %s: starting from scratch", STATE_FILE, self.output)
+            return
+        state = torch.load(path, weights_only=True)  # restricted unpickler: tensors and primitives only
+        self.model.load_state_dict(state["model"])
+        self.averager.average = state["average"]
+        self.optimizers.sgd.load_state_dict(state["sgd"])
+        self.optimizers.adamw.load_state_dict(state["adamw"])
+        self.epoch, self.best_accuracy = state["epoch"], state["best_accuracy"]
+        self.history = json.loads(state["history"])
+        log.info("resumed after epoch %d (best val accuracy %.4f)", self.epoch, self.best_accuracy)
+
+    # --- training ------------------------------------------------------------------------
+    def set_learning_rates(self, step: int) -> None:
+        factor = lr_factor(step, self.total_steps, self.recipe)
+        whiten_frozen = self.epoch >= self.recipe.whiten_bias_epochs
+        for optimizer in self.optimizers.all():
+            for group in optimizer.param_groups:
+                frozen = whiten_frozen and group.get("name") == "whiten_bias"
+                group["lr"] = 0.0 if frozen else group["base_lr"] * factor
+
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> float:
+        caption_labels = labels[: self.recipe.captions_per_step]
+        tokens = self.captions.sample(caption_labels, generator)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.recipe.bf16):
+            image_emb, text_emb, scale = self.model(images, tokens)
+        loss = self.loss_fn(image_emb, text_emb, scale, labels, caption_labels)
+        for optimizer in self.optimizers.all():
+            optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        for optimizer in self.optimizers.all():
+            optimizer.step()
+        return loss.item()
+
+    def average_weights(self, step: int) -> None:
+        if self.epoch >= self.recipe.ema_start_epoch and step % self.recipe.ema_every == 0:
+            decay = 0.95**self.recipe.ema_every * (step / self.total_steps) ** 3
+            self.averager.update(self.model, decay)
+
+    def run_epoch(self) -> dict[str, float]:
+        generator = torch.Generator().manual_seed(self.recipe.seed * 100_003 + self.epoch)
+        images = augment(self.train_split.images, self.recipe.translate, generator)
+        order = torch.randperm(len(images), generator=generator)
+        self.model.train()
+        losses, started = [], time.perf_counter()
+        batches = range(0, len(order), self.recipe.batch_size)
+        progress = tqdm(batches, desc=f"epoch {self.epoch + 1}/{self.recipe.epochs}", leave=False)
+        for index, start in enumerate(progress):
+            step = self.epoch * self.steps_per_epoch + index + 1
+            self.set_learning_rates(step)
+            chosen = order[start : start + self.recipe.batch_size]
+            batch = to_float(images[chosen]).contiguous(memory_format=torch.channels_last)
+            losses.append(self.train_step(batch, self.train_split.labels[chosen], generator))
+            self.average_weights(step)
+            progress.set_postfix(loss=f"{losses[-1]:.3f}")
+        seconds = time.perf_counter() - started
+        return {"loss": sum(losses) / len(losses), "seconds": seconds, "images_per_s": len(order) / seconds}
+
+    def fit(self) -> dict[str, Any]:
+        self.output.mkdir(parents=True, exist_ok=True)
+        while self.epoch < self.recipe.epochs:
+            record = self.run_epoch()
+            self.epoch += 1
+            if self.epoch == self.recipe.epochs:
+                self.averager.update(self.model, decay=1.0)  # finish on the averaged weights
+            record.update(epoch=self.epoch, val_accuracy=zero_shot_accuracy(self.model, self.val_split, self.data.classes))
+            self.history.append(record)
+            log.info(
+                "epoch %d/%d loss %.4f val_acc %.4f %.0f img/s %.0fs",
+                self.epoch, self.recipe.epochs, record["loss"], record["val_accuracy"],
+                record["images_per_s"], record["seconds"],
+            )
+            if record["val_accuracy"] > self.best_accuracy:
+                self.best_accuracy = record["val_accuracy"]
+                save_checkpoint(self.model, self.output / "best", self.metadata(record))
+            self.save_state()
+            self.write_history()
+        return {"best_val_accuracy": self.best_accuracy, "epochs": self.epoch}
+
+    def metadata(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "tokenizer": getattr(self.model.text, "tokenizer").name,
+            "classes": list(self.data.classes),
+            "templates": list(TEMPLATES),
+            "train": self.recipe.to_dict(),
+            "data": {"source": self.data.source, "fingerprint": self.data.fingerprint},
+            "metrics": {"val_accuracy": record["val_accuracy"], "epoch": record["epoch"]},
+        }
+
+    def write_history(self) -> None:
+        atomic_write_text(self.output / "history.json", json.dumps(self.history, indent=2))
+        plots.training_curve(self.history, self.output / "training_curve.png")

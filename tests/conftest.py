@@ -1,0 +1,86 @@
+"""Shared fixtures: a tiny CIFAR-like dataset in the hub's parquet layout and a tiny trained
+checkpoint, both built once per test session in a temporary directory."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from model_api.clip.config import ClipConfig, ImageEncoderConfig, TextEncoderConfig, TrainConfig
+from model_api.clip.data import load_cifar10
+from model_api.clip.prompts import CIFAR10_CLASSES
+
+TINY_MODEL = ClipConfig(
+    image=ImageEncoderConfig(whitening_width=8, widths=(8, 16, 16)),
+    text=TextEncoderConfig(width=32, layers=1, heads=2, context_length=48),
+    embed_dim=16,
+)
+TINY_RECIPE = TrainConfig(epochs=3, batch_size=64, val_size=40, captions_per_step=32, ema_start_epoch=1, bf16=False)
+
+
+def synthetic_image(label: int, rng: np.random.Generator) -> np.ndarray:
+    """32x32 RGB whose colour and stripe direction depend on the class, plus noise."""
+    hue = np.array([(label * 37) % 256, (label * 91) % 256, (label * 53) % 256], dtype=np.float64)
+    stripes = (np.arange(32) // (2 + label % 3)) % 2
+    pattern = stripes[None, :] if label % 2 else stripes[:, None]
+    image = hue[None, None, :] * (0.6 + 0.4 * pattern[..., None]) + rng.normal(0, 12, (32, 32, 3))
+    return image.clip(0, 255).astype(np.uint8)
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_tiny_cifar(root: Path, train_per_class: int = 20, test_per_class: int = 5) -> Path:
+    """Writes root/plain_text/{train,test}-00000-of-00001.parquet like uoft-cs/cifar10."""
+    import datasets
+
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=list(CIFAR10_CLASSES))})
+    rng = np.random.default_rng(0)
+    (root / "plain_text").mkdir(parents=True, exist_ok=True)
+    for split, per_class in (("train", train_per_class), ("test", test_per_class)):
+        labels = [label for label in range(10) for _ in range(per_class)]
+        images = [{"bytes": png_bytes(synthetic_image(label, rng)), "path": None} for label in labels]
+        dataset = datasets.Dataset.from_dict({"img": images, "label": labels}, features=features)
+        dataset.to_parquet(str(root / "plain_text" / f"{split}-00000-of-00001.parquet"))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_cifar(tmp_path_factory.mktemp("tiny_cifar"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Keep every decoded-data cache of the test session out of the user's home."""
+    cache = tmp_path_factory.mktemp("cache")
+    os.environ["CLIP_CACHE_DIR"] = str(cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tiny_data_dir: Path):
+    return load_cifar10(str(tiny_data_dir))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished tiny training run; its checkpoint is `tiny_run / 'best'`."""
+    from model_api.clip.train import Trainer
+
+    output = tmp_path_factory.mktemp("tiny_run")
+    Trainer(tiny_data, TINY_MODEL, TINY_RECIPE, output).fit()
+    return output
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_run: Path) -> Path:
+    return tiny_run / "best"
