@@ -1,0 +1,34 @@
+"""The service's configuration: one pydantic-settings class read from the environment or `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLIP_", env_file=".env", extra="ignore")
+
+    checkpoint: Path = Field(Path("checkpoints/clip-cifar10"), description="checkpoint directory")
+    # The library and main.py read CIFAR10_DATA; accepting it here keeps one variable for all three.
+    data_source: str | None = Field(
+        None,
+        validation_alias=AliasChoices("CLIP_DATA_SOURCE", "CIFAR10_DATA"),
+        description="dataset: local copy or hub name (None: the library's default)",
+    )
+    dataset_gallery: bool = Field(True, description="put the dataset's test split in the gallery")
+    store_dir: Path = Field(Path(".cache/gallery"), description="SQLite gallery and cached embeddings")
+    api_key: SecretStr | None = Field(None, description="key for gallery writes; unset refuses writes")
+    max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0)
+    max_batch_files: int = Field(32, gt=0)
+    exact_search_max: int = Field(200_000, ge=0, description="above this many vectors, search with FAISS")
+    text_cache_size: int = Field(4096, ge=0)
+    log_level: str = "INFO"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
