@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -27,8 +26,3 @@ class Settings(BaseSettings):
     exact_search_max: int = Field(200_000, ge=0, description="above this many vectors, search with FAISS")
     text_cache_size: int = Field(4096, ge=0)
     log_level: str = "INFO"
-
-
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()

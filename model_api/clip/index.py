@@ -1,0 +1,141 @@
+"""Cosine-similarity search over unit vectors keyed by int64 keys.
+
+Up to `exact_max` vectors the search is one exact matrix product: at the gallery's size
+(10,000 x 256) that is well under a millisecond and needs no index to build or tune. Above it
+a FAISS IVF index (inner product, which is cosine on unit vectors) answers instead; the exact
+vectors stay as the source of truth for rebuilds and lookups by key. `benchmarks/index_benchmark.py`
+measures where the switch pays.
+
+Thread-safe: one lock serialises changes and searches (a search at the exact size holds it
+for about a millisecond).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+
+import faiss
+import numpy as np
+
+Hit = tuple[int, float]  # (key, cosine similarity)
+
+
+class EmbeddingIndex:
+    def __init__(self, dim: int, exact_max: int = 200_000, nprobe: int = 32) -> None:
+        self.dim = dim
+        self.exact_max = exact_max
+        self.nprobe = nprobe
+        self._vectors = np.empty((0, dim), dtype=np.float32)  # (capacity, D); rows [:size] are live
+        self._keys = np.empty(0, dtype=np.int64)  # (capacity,)
+        self._size = 0
+        self._row_of: dict[int, int] = {}
+        self._ann: faiss.IndexIVFFlat | None = None
+        self._ann_trained_on = 0
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __contains__(self, key: int) -> bool:
+        return key in self._row_of
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+        """keys (N,) int64, new and distinct; vectors (N, D) unit vectors."""
+        keys = np.asarray(keys, dtype=np.int64)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.shape != (len(keys), self.dim):
+            raise ValueError(f"expected vectors of shape ({len(keys)}, {self.dim}), got {vectors.shape}")
+        with self._lock:
+            if len(set(keys.tolist())) != len(keys) or any(key in self._row_of for key in keys.tolist()):
+                raise KeyError("keys must be new and distinct")
+            self._reserve(self._size + len(keys))
+            rows = slice(self._size, self._size + len(keys))
+            self._vectors[rows], self._keys[rows] = vectors, keys
+            self._row_of.update(zip(keys.tolist(), range(rows.start, rows.stop), strict=True))
+            self._size = rows.stop
+            if self._ann is not None and self._size <= 4 * self._ann_trained_on:
+                self._ann.add_with_ids(vectors, keys)
+            else:
+                self._sync_ann()
+
+    def remove(self, keys: list[int]) -> None:
+        """Removes the keys that are present; unknown keys are ignored."""
+        with self._lock:
+            for key in keys:
+                row = self._row_of.pop(key, None)
+                if row is None:
+                    continue
+                # Swap-delete: O(1) per key, and row order does not matter to a search.
+                last = self._size - 1
+                if row != last:
+                    self._vectors[row], self._keys[row] = self._vectors[last], self._keys[last]
+                    self._row_of[int(self._keys[row])] = row
+                self._size = last
+            if self._ann is not None:
+                self._ann.remove_ids(np.asarray(keys, dtype=np.int64))
+                self._sync_ann()
+
+    def vector(self, key: int) -> np.ndarray:
+        """(D,) copy of the vector stored under key; KeyError if absent."""
+        with self._lock:
+            return self._vectors[self._row_of[key]].copy()
+
+    def search(self, queries: np.ndarray, k: int, min_score: float | None = None) -> list[list[Hit]]:
+        """queries (Q, D) unit vectors -> per query up to k (key, score), best first."""
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        with self._lock:
+            k = min(k, self._size)
+            if k == 0:
+                return [[] for _ in queries]
+            if self._ann is not None:
+                scores, keys = self._ann.search(queries, k)
+            else:
+                scores, keys = self._exact_search(queries, k)
+        floor = -math.inf if min_score is None else min_score
+        # FAISS pads with key -1 when a probed list holds fewer than k vectors.
+        keep = (keys != -1) & (scores >= floor)  # (Q, k)
+        return [
+            list(zip(row_keys[row_keep].tolist(), row_scores[row_keep].tolist(), strict=True))
+            for row_keys, row_scores, row_keep in zip(keys, scores, keep, strict=True)
+        ]
+
+    def _exact_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        scores = queries @ self._vectors[: self._size].T  # (Q, N)
+        # argpartition finds the top k in O(N); only those k are then sorted.
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (Q, k) unordered
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        return np.take_along_axis(top_scores, order, axis=1), self._keys[np.take_along_axis(top, order, axis=1)]
+
+    def _reserve(self, size: int) -> None:
+        """Grow the buffers geometrically so n single adds cost O(n) copies, not O(n^2)."""
+        capacity = len(self._keys)
+        if size <= capacity:
+            return
+        capacity = max(size, 2 * capacity, 1024)
+        vectors = np.empty((capacity, self.dim), dtype=np.float32)
+        keys = np.empty(capacity, dtype=np.int64)
+        vectors[: self._size], keys[: self._size] = self._vectors[: self._size], self._keys[: self._size]
+        self._vectors, self._keys = vectors, keys
+
+    def _sync_ann(self) -> None:
+        """(Re)build the FAISS index when the size crosses exact_max; drop it below.
+
+        IVF centroids are trained on the data present at build time, so the index is rebuilt
+        once the collection has grown fourfold and the lists would be unbalanced.
+        """
+        if self._size <= self.exact_max:
+            self._ann, self._ann_trained_on = None, 0
+            return
+        if self._ann is not None and self._size <= 4 * self._ann_trained_on:
+            return
+        vectors, keys = self._vectors[: self._size], self._keys[: self._size]
+        nlist = max(1, int(4 * math.sqrt(self._size)))
+        # FAISS suggests 30-256 training points per centroid; 40 keeps a 1M build to seconds.
+        sample = np.random.default_rng(0).choice(self._size, size=min(self._size, 40 * nlist), replace=False)
+        ann = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        ann.train(vectors[sample])
+        ann.add_with_ids(vectors, keys)
+        ann.nprobe = self.nprobe
+        self._ann, self._ann_trained_on = ann, self._size

@@ -1,0 +1,171 @@
+"""Durable storage of user-added gallery items: metadata, image bytes and embeddings.
+
+`GalleryStore` is the small interface the gallery needs; `SqliteStore` implements it with an
+embedded SQLite file. A server-backed store (for several API replicas) would implement the same
+methods. Each add is one transaction holding the item, its PNG and its embedding, in WAL mode
+with synchronous=FULL: once `add` returns the item survives a crash or power loss, and a crash
+mid-write leaves no half item behind.
+
+Embeddings are keyed by the checkpoint's weights sha256: after a model change the gallery finds
+the items without a vector for the new model and re-embeds them from their stored image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    number: int  # never reused, so a deleted item's URL cannot point at a newer item
+    caption: str | None
+    label: str | None
+    created_at: float  # unix seconds
+
+
+class GalleryStore(Protocol):
+    def add(
+        self, png: bytes, caption: str | None, label: str | None, model_sha: str, vector: np.ndarray
+    ) -> StoredItem: ...
+
+    def delete(self, number: int) -> bool: ...
+
+    def get(self, number: int) -> StoredItem | None: ...
+
+    def image(self, number: int) -> bytes | None: ...
+
+    def count(self) -> int: ...
+
+    def page(self, offset: int, limit: int) -> list[StoredItem]: ...
+
+    def vectors(self, model_sha: str) -> dict[int, np.ndarray]:
+        """Items that have a vector for this model -> {number: (D,) float32}."""
+        ...
+
+    def without_vectors(self, model_sha: str) -> list[tuple[int, bytes]]:
+        """Items lacking a vector for this model -> [(number, png)]."""
+        ...
+
+    def put_vectors(self, model_sha: str, numbers: list[int], vectors: np.ndarray) -> None: ...
+
+    def close(self) -> None: ...
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    number INTEGER PRIMARY KEY AUTOINCREMENT,
+    caption TEXT,
+    label TEXT,
+    png BLOB NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vectors (
+    number INTEGER NOT NULL REFERENCES items(number) ON DELETE CASCADE,
+    model_sha TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (number, model_sha)
+);
+"""
+
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection shared by the server's worker threads, serialised by a lock: every
+        # statement here takes well under a millisecond.
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.executescript(_SCHEMA)
+
+    def add(self, png: bytes, caption: str | None, label: str | None, model_sha: str, vector: np.ndarray) -> StoredItem:
+        created_at = time.time()
+        with self._lock, self._transaction():
+            number = self._db.execute(
+                "INSERT INTO items (caption, label, png, created_at) VALUES (?, ?, ?, ?)",
+                (caption, label, png, created_at),
+            ).lastrowid
+            self._db.execute(
+                "INSERT INTO vectors (number, model_sha, vector) VALUES (?, ?, ?)",
+                (number, model_sha, _vector_blob(vector)),
+            )
+        return StoredItem(number, caption, label, created_at)
+
+    def delete(self, number: int) -> bool:
+        with self._lock, self._transaction():
+            return self._db.execute("DELETE FROM items WHERE number = ?", (number,)).rowcount > 0
+
+    def get(self, number: int) -> StoredItem | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT number, caption, label, created_at FROM items WHERE number = ?", (number,)
+            ).fetchone()
+        return StoredItem(*row) if row else None
+
+    def image(self, number: int) -> bytes | None:
+        with self._lock:
+            row = self._db.execute("SELECT png FROM items WHERE number = ?", (number,)).fetchone()
+        return row[0] if row else None
+
+    def count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+
+    def page(self, offset: int, limit: int) -> list[StoredItem]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT number, caption, label, created_at FROM items ORDER BY number LIMIT ? OFFSET ?",
+                (limit, offset),
+            ).fetchall()
+        return [StoredItem(*row) for row in rows]
+
+    def vectors(self, model_sha: str) -> dict[int, np.ndarray]:
+        with self._lock:
+            rows = self._db.execute("SELECT number, vector FROM vectors WHERE model_sha = ?", (model_sha,)).fetchall()
+        return {number: np.frombuffer(blob, dtype=np.float32) for number, blob in rows}
+
+    def without_vectors(self, model_sha: str) -> list[tuple[int, bytes]]:
+        with self._lock:
+            return self._db.execute(
+                "SELECT number, png FROM items WHERE number NOT IN "
+                "(SELECT number FROM vectors WHERE model_sha = ?) ORDER BY number",
+                (model_sha,),
+            ).fetchall()
+
+    def put_vectors(self, model_sha: str, numbers: list[int], vectors: np.ndarray) -> None:
+        """Stores vectors for this model and drops those of any other model (they are stale)."""
+        with self._lock, self._transaction():
+            self._db.execute("DELETE FROM vectors WHERE model_sha != ?", (model_sha,))
+            self._db.executemany(
+                "INSERT OR REPLACE INTO vectors (number, model_sha, vector) VALUES (?, ?, ?)",
+                [(number, model_sha, _vector_blob(vector)) for number, vector in zip(numbers, vectors, strict=True)],
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error (the connection autocommits)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+
+def _vector_blob(vector: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
