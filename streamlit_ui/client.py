@@ -1,0 +1,112 @@
+"""The UI's only door to the model: a small HTTP client for the API (see model_api/README.md).
+
+Every function returns parsed JSON or bytes, or raises `ApiError` whose message is fit to show a
+person as is. Pages call these through `components.call`, which adds the spinner and `st.error`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+
+# The API as the UI *server* reaches it (http://api:8000 in Compose, loopback locally); the
+# browser never talks to it directly, so images are fetched here and handed to Streamlit as bytes.
+API_URL = os.environ.get("API_URL", "http://127.0.0.1:8000").rstrip("/")
+# Classifying a 4000x3000 upload takes well under a second; a minute means something is wrong.
+TIMEOUT = httpx.Timeout(float(os.environ.get("API_TIMEOUT_S", "60")), connect=3.0)
+
+
+class ApiError(Exception):
+    """A failed call, with a message for the person using the UI and the HTTP status if any."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["detail"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:200] or response.reason_phrase
+
+
+def _request(method: str, path: str, **kwargs: Any) -> httpx.Response:
+    try:
+        response = httpx.request(method, API_URL + path, timeout=TIMEOUT, **kwargs)
+    except httpx.ConnectError as error:
+        raise ApiError(f"The API at {API_URL} is not reachable: is it running? ({error})") from error
+    except httpx.TimeoutException as error:
+        raise ApiError(f"The API at {API_URL} did not answer in time; try again.") from error
+    except httpx.HTTPError as error:
+        raise ApiError(f"The call to the API failed: {error}") from error
+    if response.status_code == 503:
+        raise ApiError(f"The API is not ready yet: {_detail(response)}. Retry in a moment.", 503)
+    if response.status_code == 413:
+        raise ApiError(f"That file is too large for the API: {_detail(response)}", 413)
+    if response.status_code in (400, 415):
+        raise ApiError(f"The API could not read that image: {_detail(response)}", response.status_code)
+    if response.status_code in (401, 403):
+        raise ApiError(f"The API refused the API key: {_detail(response)}", response.status_code)
+    if response.is_error:
+        raise ApiError(f"The API answered {response.status_code}: {_detail(response)}", response.status_code)
+    return response
+
+
+def _file(upload: tuple[str, bytes]) -> dict[str, tuple[str, bytes]]:
+    name, data = upload
+    return {"file": (name, data)}
+
+
+def ready() -> dict[str, Any]:
+    return _request("GET", "/ready").json()
+
+
+def info() -> dict[str, Any]:
+    return _request("GET", "/v1/info").json()
+
+
+def classify_upload(upload: tuple[str, bytes], labels: list[str], top_k: int) -> list[dict[str, Any]]:
+    form = {"top_k": str(top_k), "labels": labels}
+    return _request("POST", "/v1/classify", files=_file(upload), data=form).json()["predictions"]
+
+
+def classify_gallery(item_id: str, labels: list[str], top_k: int) -> list[dict[str, Any]]:
+    body = {"id": item_id, "top_k": top_k, **({"labels": labels} if labels else {})}
+    return _request("POST", "/v1/classify/gallery", json=body).json()["predictions"]
+
+
+def search_text(query: str, top_k: int, min_score: float) -> list[dict[str, Any]]:
+    body = {"query": query, "top_k": top_k, "min_score": min_score}
+    return _request("POST", "/v1/search/text", json=body).json()["results"]
+
+
+def search_image(upload: tuple[str, bytes], top_k: int, min_score: float) -> list[dict[str, Any]]:
+    form = {"top_k": str(top_k), "min_score": str(min_score)}
+    return _request("POST", "/v1/search/image", files=_file(upload), data=form).json()["results"]
+
+
+def search_similar(item_id: str, top_k: int, min_score: float) -> list[dict[str, Any]]:
+    body = {"id": item_id, "top_k": top_k, "min_score": min_score}
+    return _request("POST", "/v1/search/similar", json=body).json()["results"]
+
+
+def gallery_page(offset: int, limit: int, source: str = "all") -> dict[str, Any]:
+    params = {"offset": offset, "limit": limit, "source": source}
+    return _request("GET", "/v1/gallery", params=params).json()
+
+
+def image(image_url: str) -> bytes:
+    return _request("GET", image_url).content
+
+
+def add_image(upload: tuple[str, bytes], caption: str, label: str, api_key: str) -> dict[str, Any]:
+    form = {key: value for key, value in (("caption", caption), ("label", label)) if value}
+    headers = {"X-API-Key": api_key}
+    return _request("POST", "/v1/gallery", files=_file(upload), data=form, headers=headers).json()
+
+
+def delete_image(item_id: str, api_key: str) -> None:
+    _request("DELETE", f"/v1/gallery/{item_id}", headers={"X-API-Key": api_key})

@@ -1,0 +1,85 @@
+"""Pieces every page uses: calling the API with a spinner, cached reads, and image display."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import streamlit as st
+from PIL import Image
+
+from streamlit_ui import client
+
+T = TypeVar("T")
+
+# CIFAR images are 32x32: shown at 5x they are recognisable without swamping the page.
+GRID_PIXELS = 160
+LARGE_PIXELS = 320
+
+
+def call(spinner: str, function: Callable[..., T], *args: Any) -> T:
+    """Runs one API call under a spinner; on failure shows the reason and ends this page run."""
+    with st.spinner(spinner):
+        try:
+            return function(*args)
+        except client.ApiError as error:
+            st.error(str(error), icon=":material/error:")
+            st.stop()
+
+
+# Exceptions are not cached, so an API that was down is asked again on the next rerun.
+@st.cache_data(ttl=60, show_spinner=False)
+def info() -> dict[str, Any]:
+    return client.info()
+
+
+# Gallery images never change under an id (user ids are not reused), so keep them for an hour.
+@st.cache_data(ttl=3600, max_entries=2000, show_spinner=False)
+def image(image_url: str) -> bytes:
+    return client.image(image_url)
+
+
+@st.cache_data(max_entries=2000, show_spinner=False)
+def pixelated(data: bytes, pixels: int) -> bytes:
+    """PNG scaled up to about `pixels` wide by whole multiples with nearest-neighbour sampling:
+    the browser's smooth scaling would blur a 32x32 image into mush."""
+    picture = Image.open(io.BytesIO(data)).convert("RGB")
+    factor = max(1, pixels // max(picture.size))
+    picture = picture.resize((picture.width * factor, picture.height * factor), Image.Resampling.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def show_image(data: bytes, pixels: int = LARGE_PIXELS, caption: str | None = None) -> None:
+    try:
+        st.image(pixelated(data, pixels), caption=caption)
+    except OSError:
+        st.error("That file is not an image this page can show.", icon=":material/broken_image:")
+        st.stop()
+
+
+def parse_labels(text: str) -> list[str]:
+    """'a cat, a truck,,' -> ['a cat', 'a truck']; an empty list means the ten CIFAR classes."""
+    return [label.strip() for label in text.split(",") if label.strip()]
+
+
+def image_grid(
+    items: list[dict[str, Any]],
+    key: str,
+    action: tuple[str, Callable[[str], None]] | None = None,
+    columns: int = 5,
+) -> None:
+    """Items from a search or gallery listing as a grid of images with label and score, each with
+    an optional button that calls `action[1](item_id)` before the next rerun."""
+    for start in range(0, len(items), columns):
+        # The last row is short: strict=False leaves its spare columns empty.
+        for column, item in zip(st.columns(columns), items[start : start + columns], strict=False):
+            with column:
+                score = f" · {item['score']:.3f}" if "score" in item else ""
+                show_image(call("Loading image…", image, item["image_url"]), GRID_PIXELS)
+                st.caption(f"**{item.get('label') or 'unlabelled'}**{score}  \n`{item['id']}`")
+                if action:
+                    label, on_click = action
+                    st.button(label, key=f"{key}-{item['id']}", on_click=on_click, args=(item["id"],))

@@ -1,0 +1,63 @@
+"""Classify an uploaded, photographed or gallery image against the ten classes or custom labels."""
+
+import random
+
+import pandas as pd
+import streamlit as st
+
+from streamlit_ui import client
+from streamlit_ui.components import call, image, parse_labels, show_image
+
+IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
+
+st.title("Classify an image")
+source = st.radio("Image from", ["Upload", "Camera", "Gallery"], horizontal=True, key="classify_source")
+
+upload = gallery_id = None
+if source == "Upload":
+    file = st.file_uploader("Drop an image here", type=IMAGE_TYPES, key="classify_upload")
+    upload = (file.name, file.getvalue()) if file else None
+elif source == "Camera":
+    shot = st.camera_input("Take a picture", key="classify_camera")
+    upload = ("camera.jpg", shot.getvalue()) if shot else None
+else:
+    # Before the text box: a widget's value can only be set before it is drawn in this run.
+    if st.button("Random gallery image", key="classify_random", icon=":material/casino:"):
+        total = call("Counting the gallery…", client.gallery_page, 0, 1)["total"]
+        if total == 0:
+            st.warning("The gallery is empty: see the Model page for how to give the API a dataset.")
+            st.stop()
+        picked = call("Picking an image…", client.gallery_page, random.randrange(total), 1)["items"][0]
+        st.session_state["classify_id"] = picked["id"]
+    gallery_id = st.text_input("Gallery id", key="classify_id", placeholder="test-42").strip() or None
+
+labels_text = st.text_input(
+    "Custom labels, comma-separated (leave empty for the ten CIFAR-10 classes)",
+    key="classify_labels",
+    placeholder="a red car, a small bird, a cargo ship",
+)
+top_k = st.slider("How many labels to show", 1, 10, 5, key="classify_top_k")
+
+labels = parse_labels(labels_text)
+if len(labels) == 1:
+    st.warning("Zero-shot classification chooses between labels: give at least two.")
+    st.stop()
+if not upload and not gallery_id:
+    st.info("Choose an image to classify.")
+    st.stop()
+
+top_k = min(top_k, len(labels) or 10)
+if upload:
+    picture = upload[1]
+    predictions = call("Classifying…", client.classify_upload, upload, labels, top_k)
+else:
+    predictions = call("Classifying…", client.classify_gallery, gallery_id, labels, top_k)
+    picture = call("Loading image…", image, f"/v1/gallery/{gallery_id}/image")
+
+left, right = st.columns([1, 2])
+with left:
+    show_image(picture)
+with right:
+    best = predictions[0]
+    st.subheader(f"{best['label']} ({best['score']:.0%})")
+    st.bar_chart(pd.DataFrame(predictions), x="label", y="score", horizontal=True, sort="-score")

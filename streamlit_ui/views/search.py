@@ -1,0 +1,54 @@
+"""Search the gallery by text or by an uploaded image; any result can seed "more like this"."""
+
+import streamlit as st
+
+from streamlit_ui import client
+from streamlit_ui.components import GRID_PIXELS, call, image, image_grid, show_image
+
+EXAMPLES = ["a photo of a cat", "a red sports car", "a ship at sea", "a small bird on a branch", "a horse in a field"]
+IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
+
+
+def more_like(item_id: str) -> None:
+    st.session_state["search_similar"] = item_id
+
+
+def back_to_search() -> None:
+    del st.session_state["search_similar"]
+
+
+def use_example() -> None:
+    st.session_state["search_query"] = st.session_state["search_example"] or ""
+
+
+st.title("Search the gallery")
+left, right = st.columns(2)
+top_k = left.slider("Results", 1, 50, 15, key="search_top_k")
+# Scores are cosine similarities, so a floor hides weak matches; -1 keeps everything.
+min_score = right.slider("Minimum score", -1.0, 1.0, -1.0, 0.05, key="search_min_score")
+
+similar = st.session_state.get("search_similar")
+if similar:
+    st.subheader(f"More like `{similar}`")
+    show_image(call("Loading image…", image, f"/v1/gallery/{similar}/image"), GRID_PIXELS)
+    st.button("Back to search", key="search_back", on_click=back_to_search, icon=":material/arrow_back:")
+    results = call("Finding similar images…", client.search_similar, similar, top_k, min_score)
+elif st.radio("Search by", ["Text", "Image"], horizontal=True, key="search_by") == "Text":
+    st.pills("Examples", EXAMPLES, key="search_example", on_change=use_example)
+    query = st.text_input("Describe what you are looking for", key="search_query").strip()
+    if not query:
+        st.info("Type a description or pick an example.")
+        st.stop()
+    results = call("Searching…", client.search_text, query, top_k, min_score)
+else:
+    file = st.file_uploader("Find images like this one", type=IMAGE_TYPES, key="search_upload")
+    if not file:
+        st.info("Upload an image to find similar ones.")
+        st.stop()
+    show_image(file.getvalue(), GRID_PIXELS)
+    results = call("Searching…", client.search_image, (file.name, file.getvalue()), top_k, min_score)
+
+if not results:
+    st.warning("No image scores above the minimum score: lower it to see more.")
+    st.stop()
+image_grid(results, key="search_more", action=("More like this", more_like))
