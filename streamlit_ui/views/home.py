@@ -28,26 +28,28 @@ except client.ApiError as error:
     st.button("Check again", key="home_recheck")
 
 card = call("Reading the model card…", info)
-dataset = card.get("dataset") or {}
-if not dataset.get("loaded"):
+# The API states the dataset as a sentence: "loaded N test images from ..." or why not.
+if not card["dataset"].startswith("loaded"):
     st.info(
-        f"The gallery holds only uploaded images: the API has no dataset ({dataset.get('detail', 'not configured')}). "
-        "Start it with `CIFAR10_DATA=/path/to/cifar10` (a local copy of the `uoft-cs/cifar10` parquet files) "
-        "to search the 10,000 CIFAR-10 test images. Classifying uploads works either way.",
+        f"The gallery holds only uploaded images: the dataset is {card['dataset']}. "
+        "Start the API with `CIFAR10_DATA=/path/to/cifar10` (a local copy of the `uoft-cs/cifar10` parquet "
+        "files) to search the 10,000 CIFAR-10 test images. Classifying uploads works either way.",
         icon=":material/info:",
     )
 
-test = card.get("test_metrics")
-columns = st.columns(3)
+# evaluate()'s output for the TEST split, stored in the checkpoint by `main.py --mode TEST`.
+test = card["metrics"].get("test")
+columns = st.columns(4)
 columns[0].metric("Test accuracy (zero-shot)", f"{test['accuracy']:.1%}" if test else "not measured")
 columns[1].metric("Gallery images", f"{card['gallery_size']:,}")
 columns[2].metric("Embedding size", card["embedding_dim"])
+columns[3].metric("Search", card["search"])
 with st.expander("Architecture and checkpoint", icon=":material/memory:"):
-    st.caption(f"Checkpoint sha256 `{card['checkpoint_sha256']}`")
-    st.json(card["config"], expanded=2)
+    st.caption(f"`{card['model_name']}` · sha256 `{card['checkpoint_sha256']}`")
+    st.json({"model": card["model_config"], "metrics": card["metrics"]}, expanded=2)
 
 if not test:
-    st.info("This checkpoint carries no TEST metrics: run `python main.py --mode TEST` to measure them.")
+    st.info("This checkpoint carries no TEST metrics yet: `python main.py --mode TEST` measures them.")
     st.stop()
 st.subheader("Accuracy per class")
 per_class = pd.DataFrame(test["per_class_accuracy"].items(), columns=["class", "accuracy"])
