@@ -131,7 +131,8 @@ class EmbeddingIndex:
         if self._ann is not None and self._size <= 4 * self._ann_trained_on:
             return
         vectors, keys = self._vectors[: self._size], self._keys[: self._size]
-        nlist = max(1, int(4 * math.sqrt(self._size)))
+        # ~4 sqrt(N) lists is FAISS's rule of thumb; FAISS wants at least 39 training points per list.
+        nlist = max(1, min(int(4 * math.sqrt(self._size)), self._size // 39))
         # FAISS suggests 30-256 training points per centroid; 40 keeps a 1M build to seconds.
         sample = np.random.default_rng(0).choice(self._size, size=min(self._size, 40 * nlist), replace=False)
         ann = faiss.IndexIVFFlat(faiss.IndexFlatIP(self.dim), self.dim, nlist, faiss.METRIC_INNER_PRODUCT)

@@ -1,0 +1,43 @@
+"""The FastAPI application: `create_app(settings)` wires settings, services, routes and middleware."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from .errors import install_error_handlers
+from .observability import Metrics, install_observability
+from .routes import classify, gallery, health, search
+from .services import Services
+from .settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    services = Services(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Load in a worker thread: the server accepts requests at once, /health answers and
+        # /ready says 503 with the reason until the model and gallery are in.
+        loading = asyncio.create_task(asyncio.to_thread(services.load))
+        try:
+            yield
+        finally:
+            await loading  # a thread cannot be cancelled; let it finish before closing the store
+            services.close()
+
+    app = FastAPI(
+        title="CLIP CIFAR-10 API",
+        version="1.0.0",
+        summary="Zero-shot classification and text/image search over a persistent gallery.",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    install_observability(app, Metrics(gallery_size=lambda: len(services.gallery) if services.gallery else 0))
+    for module in (health, classify, search, gallery):
+        app.include_router(module.router)
+    return app

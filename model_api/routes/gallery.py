@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile, status
+
+from ..deps import GalleryDep, SettingsDep, require_api_key
+from ..schemas import GalleryItemOut, GalleryPage, ItemId, Text, error_responses
+from ..uploads import read_image
+
+router = APIRouter(prefix="/v1/gallery", tags=["gallery"])
+
+ItemPath = Annotated[ItemId, Path()]
+# Ids are never reused, so an id's image never changes: clients and proxies may keep it.
+IMAGE_CACHE_CONTROL = "public, max-age=86400, immutable"
+
+
+@router.get("", summary="Page through the gallery", responses=error_responses(422, 503))
+def list_items(
+    gallery: GalleryDep,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="Index of the first item.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=200, description="Most items to return.")] = 50,
+    source: Annotated[
+        Literal["all", "dataset", "user"], Query(description="`dataset`, `user` uploads, or `all`.")
+    ] = "all",
+) -> GalleryPage:
+    total, items = gallery.page(offset, limit, None if source == "all" else source)
+    return GalleryPage(total=total, offset=offset, limit=limit, items=[GalleryItemOut.of(item) for item in items])
+
+
+@router.get("/{item_id}", summary="One gallery item", responses=error_responses(404, 503))
+def get_item(item_id: ItemPath, gallery: GalleryDep) -> GalleryItemOut:
+    return GalleryItemOut.of(gallery.item(item_id))
+
+
+@router.get(
+    "/{item_id}/image",
+    summary="The item's image as PNG (the 32x32 the model sees)",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "PNG bytes."}, **error_responses(404, 503)},
+)
+def get_image(item_id: ItemPath, gallery: GalleryDep) -> Response:
+    return Response(gallery.image_png(item_id), media_type="image/png", headers={"Cache-Control": IMAGE_CACHE_CONTROL})
+
+
+@router.post(
+    "",
+    summary="Add an uploaded image to the gallery",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(require_api_key)],
+    responses=error_responses(400, 401, 403, 413, 415, 422, 503),
+)
+def add_item(
+    file: Annotated[UploadFile, File(description="PNG, JPEG, WebP, GIF or BMP; stored as the model's 32x32 input.")],
+    gallery: GalleryDep,
+    settings: SettingsDep,
+    caption: Annotated[Text(500) | None, Form(description="Free text shown with search results.")] = None,
+    label: Annotated[Text(100) | None, Form(description="The item's class or tag, e.g. `cat`.")] = None,
+) -> GalleryItemOut:
+    return GalleryItemOut.of(gallery.add(read_image(file, settings.max_upload_bytes), caption, label))
+
+
+@router.delete(
+    "/{item_id}",
+    summary="Remove an uploaded item",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Depends(require_api_key)],
+    responses=error_responses(401, 403, 404, 503),
+)
+def delete_item(item_id: ItemPath, gallery: GalleryDep) -> None:
+    gallery.delete(item_id)

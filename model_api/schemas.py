@@ -1,0 +1,185 @@
+"""Request and response models: every field described, so /docs is the API reference."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from .clip.inference import parse_labels
+from .encoder import Ranking
+from .gallery import GalleryItem
+
+MAX_TOP_K = 100
+MAX_LABELS = 50
+MAX_QUERY_CHARS = 500  # the text tower reads 46 UTF-8 bytes; this only bounds the request
+
+
+def Text(max_length: int) -> Any:  # noqa: N802 - used like a type
+    """A stripped, non-blank string of at most max_length characters.
+
+    pydantic already rejects lone surrogates, the one kind of text the tokenizer cannot encode.
+    """
+    return Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)]
+
+
+def _normalise_labels(values: list[str]) -> list[str]:
+    """Each value may itself be comma-separated ("cat, dog"); blanks and duplicates are dropped."""
+    labels = parse_labels(",".join(values))
+    if not labels:
+        raise ValueError("give at least one non-blank label")
+    if len(labels) > MAX_LABELS:
+        raise ValueError(f"at most {MAX_LABELS} labels, got {len(labels)}")
+    return labels
+
+
+Labels = Annotated[
+    list[Text(100)],
+    AfterValidator(_normalise_labels),
+    Field(
+        min_length=1,
+        description=f"Custom zero-shot labels (default: the model's classes). Repeat the field or separate "
+        f"labels with commas; blanks and duplicates are dropped; at most {MAX_LABELS}.",
+    ),
+]
+ClassifyTopK = Annotated[
+    int, Field(ge=1, le=MAX_TOP_K, description="How many labels to return, most likely first (default: all).")
+]
+SearchTopK = Annotated[int, Field(ge=1, le=MAX_TOP_K, description="How many results to return at most.")]
+MinScore = Annotated[float, Field(ge=-1.0, le=1.0, description="Drop results whose cosine similarity is below this.")]
+ItemId = Annotated[str, Field(description="Gallery id: `test-<n>` (dataset) or `user-<n>` (upload).", max_length=64)]
+
+
+def image_url(item_id: str) -> str:
+    """Relative, so the same answer works direct and behind the proxy's /api/ prefix."""
+    return f"/v1/gallery/{item_id}/image"
+
+
+class Prediction(BaseModel):
+    label: str = Field(description="A label (a class name or one of the custom labels).")
+    score: float = Field(description="Probability of the label among the labels given (they sum to 1).")
+
+
+class ClassifyResponse(BaseModel):
+    predictions: list[Prediction] = Field(description="Labels ranked by probability, most likely first.")
+
+    @classmethod
+    def of(cls, ranking: Ranking) -> ClassifyResponse:
+        return cls(predictions=[Prediction(label=label, score=score) for label, score in ranking])
+
+
+class ClassifyGalleryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: ItemId
+    labels: Labels | None = None
+    top_k: ClassifyTopK | None = None
+
+
+class BatchItem(BaseModel):
+    filename: str | None = Field(description="The uploaded file's name, as the client sent it.")
+    predictions: list[Prediction] = Field(description="Labels ranked by probability, most likely first.")
+
+
+class BatchClassifyResponse(BaseModel):
+    results: list[BatchItem] = Field(description="One entry per uploaded file, in upload order.")
+
+
+class TextSearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: Text(MAX_QUERY_CHARS) = Field(description="What to look for, in words, e.g. `a red truck`.")
+    top_k: SearchTopK = 10
+    min_score: MinScore | None = None
+
+
+class SimilarSearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: ItemId
+    top_k: SearchTopK = 10
+    min_score: MinScore | None = None
+
+
+class SearchResult(BaseModel):
+    id: str = Field(description="Gallery id of the match.")
+    score: float = Field(description="Cosine similarity to the query in [-1, 1]; higher is closer.")
+    label: str | None = Field(description="The item's class, user label or caption; null if none.")
+    image_url: str = Field(description="Relative URL of the item's PNG, e.g. `/v1/gallery/test-3/image`.")
+
+    @classmethod
+    def of(cls, item: GalleryItem, score: float) -> SearchResult:
+        return cls(id=item.id, score=score, label=item.display_label, image_url=image_url(item.id))
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchResult] = Field(description="Matches, best first.")
+
+    @classmethod
+    def of(cls, hits: list[tuple[GalleryItem, float]]) -> SearchResponse:
+        return cls(results=[SearchResult.of(item, score) for item, score in hits])
+
+
+class GalleryItemOut(BaseModel):
+    id: str = Field(description="`test-<n>` for dataset images, `user-<n>` for uploads.")
+    source: Literal["dataset", "user"] = Field(description="Where the item comes from.")
+    label: str | None = Field(description="Dataset class or the label given at upload; null if none.")
+    caption: str | None = Field(description="Caption given at upload; null if none.")
+    image_url: str = Field(description="Relative URL of the item's PNG.")
+
+    @classmethod
+    def of(cls, item: GalleryItem) -> GalleryItemOut:
+        return cls(id=item.id, source=item.source, label=item.label, caption=item.caption, image_url=image_url(item.id))
+
+
+class GalleryPage(BaseModel):
+    total: int = Field(description="Items in the listing (with the `source` filter applied).")
+    offset: int = Field(description="Index of the first item returned.")
+    limit: int = Field(description="Most items asked for.")
+    items: list[GalleryItemOut] = Field(description="Dataset items first, then uploads oldest first.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = Field(description="Always `ok`: the process answers.")
+
+
+class Ready(BaseModel):
+    status: Literal["ready"] = Field(description="`ready`: model and gallery are loaded.")
+    gallery_size: int = Field(description="Items searchable now.")
+    dataset: str = Field(description="Whether the dataset's test split is in the gallery, and if not why.")
+    load_seconds: float = Field(description="Seconds from start of loading to ready.")
+
+
+class Info(BaseModel):
+    model_name: str = Field(description="Name of the checkpoint directory.")
+    checkpoint: str = Field(description="Checkpoint path as configured.")
+    checkpoint_sha256: str = Field(description="sha256 of the weights file: identifies the model exactly.")
+    architecture: dict[str, Any] = Field(description="The checkpoint's model config (towers, embedding size).")
+    classes: list[str] = Field(description="The default labels for classification.")
+    embedding_dim: int = Field(description="Size of the embedding vectors.")
+    gallery_size: int = Field(description="Items searchable now (0 while loading).")
+    dataset: str = Field(description="Whether the dataset's test split is in the gallery, and if not why.")
+    metrics: dict[str, Any] = Field(description="The metrics stored with the checkpoint (TEST accuracy etc.).")
+    search: Literal["exact", "faiss-ivf"] = Field(description="How the index searches at the current size.")
+
+
+class Error(BaseModel):
+    detail: str = Field(description="What went wrong, in one sentence.")
+    errors: list[dict[str, Any]] | None = Field(None, description="422 only: each invalid field and why.")
+
+
+_ERROR_MEANINGS = {
+    400: "The upload is not a readable image (empty, corrupt, truncated or a decompression bomb).",
+    401: "The X-API-Key header is missing.",
+    403: "The API key is wrong, writes are disabled, or the item cannot be changed.",
+    404: "No gallery item has this id.",
+    413: "The upload is larger than CLIP_MAX_UPLOAD_BYTES.",
+    415: "The upload is not an accepted image type (PNG, JPEG, WebP, GIF, BMP).",
+    422: "A field is missing or invalid; `errors` lists each one.",
+    503: "The model or gallery is still loading (or failed to load); see /ready.",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error codes, all with the `Error` body."""
+    return {code: {"model": Error, "description": _ERROR_MEANINGS[code]} for code in codes}

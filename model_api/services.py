@@ -1,0 +1,87 @@
+"""What the lifespan loads once and the routes share: the model, the gallery, and their state."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from .clip.data import DataUnavailableError, load_cifar10
+from .encoder import ClipService
+from .gallery import DatasetGallery, Gallery
+from .settings import Settings
+from .store import SqliteStore
+
+log = logging.getLogger(__name__)
+
+
+class NotReadyError(RuntimeError):
+    """The model or gallery is still loading, or failed to load."""
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.clip: ClipService | None = None
+        self.gallery: Gallery | None = None
+        self.dataset_status = "not loaded yet"
+        self.error: str | None = None
+        self.load_seconds: float | None = None
+
+    def load(self) -> None:
+        """Model first (classification works from then on), then dataset and gallery.
+
+        Runs in a background thread so /health answers at once; any failure is kept for /ready
+        to report instead of killing the process with a traceback nobody polls.
+        """
+        started = time.perf_counter()
+        settings = self.settings
+        try:
+            self.clip = ClipService.load(settings.checkpoint, settings.text_cache_size)
+            log.info("loaded checkpoint %s (sha256 %s)", settings.checkpoint, self.clip.sha256[:12])
+            store = SqliteStore(settings.store_dir / "gallery.sqlite3")
+            self.gallery = Gallery.load(
+                self.clip, store, self._load_dataset(), settings.store_dir / "embeddings", settings.exact_search_max
+            )
+        except Exception as error:  # any failure: reported through /ready and the log
+            log.exception("loading failed")
+            self.error = f"{type(error).__name__}: {error}"
+            return
+        self.load_seconds = time.perf_counter() - started
+        log.info("ready in %.1f s: gallery of %d items (%s)", self.load_seconds, len(self.gallery), self.dataset_status)
+
+    def _load_dataset(self) -> DatasetGallery | None:
+        if not self.settings.dataset_gallery:
+            self.dataset_status = "disabled by CLIP_DATASET_GALLERY"
+            return None
+        try:
+            data = load_cifar10(self.settings.data_source)
+        except DataUnavailableError as error:
+            self.dataset_status = f"unavailable, gallery holds uploads only: {error}"
+            log.warning("%s", self.dataset_status)
+            return None
+        self.dataset_status = f"loaded {len(data.test)} test images from {data.source}"
+        return DatasetGallery(data.test, data.classes, data.fingerprint)
+
+    @property
+    def not_ready_reason(self) -> str | None:
+        if self.error is not None:
+            return f"loading failed: {self.error}"
+        if self.clip is None:
+            return "loading the model"
+        if self.gallery is None:
+            return "model loaded; loading the gallery"
+        return None
+
+    def require_clip(self) -> ClipService:
+        if self.clip is None:
+            raise NotReadyError(self.not_ready_reason)
+        return self.clip
+
+    def require_gallery(self) -> Gallery:
+        if self.gallery is None:
+            raise NotReadyError(self.not_ready_reason)
+        return self.gallery
+
+    def close(self) -> None:
+        if self.gallery is not None:
+            self.gallery.store.close()
