@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CLIP_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CLIP_", env_file=".env", extra="ignore", populate_by_name=True)
 
     checkpoint: Path = Field(Path("checkpoints/clip-cifar10"), description="checkpoint directory")
     # The library and main.py read CIFAR10_DATA; accepting it here keeps one variable for all three.

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from model_api.clip.checkpoint import weights_sha256
+from model_api.app import create_app
+from model_api.clip.data import DataUnavailableError
+
+
+def test_health_answers(client):
+    assert client.get("/health").json() == {"status": "ok"}
+
+
+def test_ready_reports_gallery_and_dataset(client, tiny_data):
+    body = client.get("/ready").json()
+    assert body["status"] == "ready"
+    assert body["gallery_size"] == len(tiny_data.test)
+    assert body["dataset"].startswith(f"loaded {len(tiny_data.test)} test images")
+
+
+def test_info_describes_model_and_gallery(client, tiny_checkpoint, tiny_data):
+    info = client.get("/v1/info").json()
+    assert info["checkpoint_sha256"] == weights_sha256(tiny_checkpoint)
+    assert info["classes"] == list(tiny_data.classes)
+    assert info["embedding_dim"] == 16
+    assert info["gallery_size"] == len(tiny_data.test)
+    assert info["architecture"]["embed_dim"] == 16
+    assert "val_accuracy" in info["metrics"]
+    assert info["search"] == "exact"
+
+
+def test_metrics_count_requests_by_route_template(client):
+    client.get("/v1/gallery/test-1/image")
+    text = client.get("/metrics").text
+    assert 'clip_api_requests_total{method="GET",route="/v1/gallery/{item_id}/image",status="200"}' in text
+    assert "clip_api_gallery_items" in text
+
+
+def test_not_ready_while_checkpoint_is_missing(make_settings, tmp_path):
+    settings = make_settings(checkpoint=tmp_path / "no-checkpoint", data_dir=None)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/health").status_code == 200
+        for _ in range(200):
+            ready = client.get("/ready")
+            if "failed" in ready.json()["detail"]:
+                break
+        assert ready.status_code == 503
+        assert "no checkpoint" in ready.json()["detail"]
+        response = client.post("/v1/search/text", json={"query": "cat"})
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+
+
+def test_starts_without_dataset_and_still_classifies(serve, make_settings, monkeypatch, test_png):
+    def unreachable(source):
+        raise DataUnavailableError("hub unreachable")
+
+    monkeypatch.setattr("model_api.services.load_cifar10", unreachable)
+    client = serve(make_settings())
+    ready = client.get("/ready").json()
+    assert ready["gallery_size"] == 0
+    assert "unavailable" in ready["dataset"] and "hub unreachable" in ready["dataset"]
+    assert "unavailable" in client.get("/v1/info").json()["dataset"]
+    response = client.post("/v1/classify", files={"file": ("x.png", test_png, "image/png")})
+    assert response.status_code == 200
+    assert client.post("/v1/search/text", json={"query": "cat"}).json() == {"results": []}
+
+
+@pytest.mark.parametrize("path", ["/docs", "/openapi.json"])
+def test_docs_are_served(client, path):
+    assert client.get(path).status_code == 200
