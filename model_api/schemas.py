@@ -23,6 +23,9 @@ def Text(max_length: int) -> Any:  # noqa: N802 - used like a type
     return Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length)]
 
 
+MAX_LABEL_CHARS = 100
+
+
 def _normalise_labels(values: list[str]) -> list[str]:
     """Each value may itself be comma-separated ("cat, dog"); blanks and duplicates are dropped."""
     labels = parse_labels(",".join(values))
@@ -30,16 +33,22 @@ def _normalise_labels(values: list[str]) -> list[str]:
         raise ValueError("give at least one non-blank label")
     if len(labels) > MAX_LABELS:
         raise ValueError(f"at most {MAX_LABELS} labels, got {len(labels)}")
+    if too_long := [label for label in labels if len(label) > MAX_LABEL_CHARS]:
+        raise ValueError(f"labels are at most {MAX_LABEL_CHARS} characters: {too_long[0][:20]!r}... is longer")
     return labels
 
 
 Labels = Annotated[
-    list[Text(100)],
+    # Items are bounded loosely here (one may hold many comma-separated labels); each label is
+    # checked after the split.
+    list[Annotated[str, StringConstraints(max_length=MAX_LABELS * (MAX_LABEL_CHARS + 2))]],
     AfterValidator(_normalise_labels),
     Field(
         min_length=1,
+        max_length=MAX_LABELS,
         description=f"Custom zero-shot labels (default: the model's classes). Repeat the field or separate "
-        f"labels with commas; blanks and duplicates are dropped; at most {MAX_LABELS}.",
+        f"labels with commas; blanks and duplicates are dropped; at most {MAX_LABELS} labels of at most "
+        f"{MAX_LABEL_CHARS} characters.",
     ),
 ]
 ClassifyTopK = Annotated[

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from fastapi import UploadFile
 
-from .clip.preprocess import image_to_tensor, open_image
+from .clip.preprocess import InvalidImageError, image_to_tensor, open_image
 
 # The formats the API promises; PIL opens more (TIFF, ICO, PSD...), which we refuse with 415
 # rather than support by accident. MPO is the multi-picture JPEG many phone cameras write.
@@ -33,7 +33,10 @@ def read_image(upload: UploadFile, max_bytes: int) -> torch.Tensor:
     data = upload.file.read(max_bytes + 1)
     if len(data) > max_bytes:
         raise UploadTooLargeError(f"{name}: larger than the {max_bytes}-byte upload limit")
-    image = open_image(data)  # InvalidImageError: empty, corrupt, truncated, bomb
+    try:
+        image = open_image(data)
+    except InvalidImageError as error:  # empty, corrupt, truncated or a bomb: name the file
+        raise InvalidImageError(f"{name}: {error}") from error
     if image.format not in ACCEPTED_FORMATS:
         accepted = ", ".join(sorted(ACCEPTED_FORMATS))
         raise UnsupportedImageError(f"{name}: {image.format or 'unknown'} images are not accepted ({accepted})")

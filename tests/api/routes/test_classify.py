@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from PIL import Image
+
+from ..conftest import MAX_UPLOAD_BYTES, encode
+
+
+def classify(client, data: bytes, content_type: str = "image/png", **form):
+    return client.post("/v1/classify", files={"file": ("upload.png", data, content_type)}, data=form)
+
+
+def assert_error(response, status: int, fragment: str) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert fragment in response.json()["detail"]
+
+
+def test_classifies_into_the_ten_classes_by_default(client, test_png, tiny_data):
+    predictions = classify(client, test_png).json()["predictions"]
+    assert sorted(p["label"] for p in predictions) == sorted(tiny_data.classes)
+    assert sum(p["score"] for p in predictions) == pytest.approx(1, abs=1e-4)
+    assert [p["score"] for p in predictions] == sorted((p["score"] for p in predictions), reverse=True)
+
+
+def test_upload_matches_the_library_on_the_same_image(client, tiny_data, test_png):
+    """Serving preprocessing is training preprocessing: a PNG of a test image scores as the tensor."""
+    by_upload = classify(client, test_png).json()["predictions"]
+    by_id = client.post("/v1/classify/gallery", json={"id": "test-0"}).json()["predictions"]
+    assert [p["label"] for p in by_upload] == [p["label"] for p in by_id]
+    assert [p["score"] for p in by_upload] == pytest.approx([p["score"] for p in by_id], abs=1e-5)
+
+
+def test_custom_labels_repeated_or_comma_separated(client, test_png):
+    response = classify(client, test_png, labels=["cat, dog", "truck", "dog"], top_k=2)
+    predictions = response.json()["predictions"]
+    assert len(predictions) == 2
+    assert {p["label"] for p in predictions} <= {"cat", "dog", "truck"}
+
+
+@pytest.mark.parametrize(
+    ("format", "mode", "size"),
+    [("JPEG", "RGB", (4000, 3000)), ("WEBP", "RGBA", (50, 40)), ("GIF", "P", (32, 32)), ("BMP", "L", (64, 64)),
+     ("PNG", "LA", (31, 33)), ("PNG", "I;16", (32, 32))],
+)
+def test_accepts_every_promised_format_size_and_mode(client, tiny_data, format, mode, size):
+    data = encode(tiny_data.test.images[3], format, size, mode)
+    assert classify(client, data, f"image/{format.lower()}").status_code == 200
+
+
+def test_classifies_a_batch_in_order(client, tiny_data):
+    files = [("files", (f"{i}.png", encode(tiny_data.test.images[i]), "image/png")) for i in range(3)]
+    results = client.post("/v1/classify/batch", files=files, data={"top_k": 1}).json()["results"]
+    assert [r["filename"] for r in results] == ["0.png", "1.png", "2.png"]
+    assert all(len(r["predictions"]) == 1 for r in results)
+
+
+def bomb_png() -> bytes:
+    """A 10,000 x 10,000 image (100 MP) that compresses to a few kilobytes."""
+    buffer = io.BytesIO()
+    Image.new("1", (10_000, 10_000)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "status", "fragment"),
+    [
+        (b"", "image/png", 400, "empty"),
+        (b"hello, not an image", "application/octet-stream", 400, "not a readable image"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, "image/png", 400, "not a readable image"),
+        (b"hello", "text/plain", 415, "not an image"),
+        (b"x" * (MAX_UPLOAD_BYTES + 1), "image/png", 413, "upload limit"),
+    ],
+    ids=["empty", "not-an-image", "corrupt", "text-content-type", "too-large"],
+)
+def test_bad_uploads_are_clear_client_errors(client, data, content_type, status, fragment):
+    assert_error(classify(client, data, content_type), status, fragment)
+
+
+def test_truncated_image_is_a_400(client, tiny_data):
+    jpeg = encode(tiny_data.test.images[0], "JPEG", (400, 400))
+    assert_error(classify(client, jpeg[: len(jpeg) // 2], "image/jpeg"), 400, "not a readable image")
+
+
+def test_decompression_bomb_is_refused(client):
+    assert_error(classify(client, bomb_png()), 400, "too large")
+
+
+def test_unsupported_image_format_is_a_415(client, tiny_data):
+    assert_error(classify(client, encode(tiny_data.test.images[0], "TIFF"), "image/tiff"), 415, "TIFF")
+
+
+@pytest.mark.parametrize(
+    ("form", "fragment"),
+    [({"top_k": 0}, "top_k"), ({"top_k": 101}, "top_k"), ({"labels": " , "}, "label"),
+     ({"labels": ",".join(f"l{i}" for i in range(51))}, "at most 50"), ({"labels": "x" * 101}, "at most 100 characters")],
+)
+def test_invalid_fields_are_422_naming_the_field(client, test_png, form, fragment):
+    assert_error(classify(client, test_png, **form), 422, fragment)
+
+
+def test_missing_file_is_a_422(client):
+    assert_error(client.post("/v1/classify", data={"top_k": 1}), 422, "file")
+
+
+def test_batch_names_the_bad_file(client, test_png):
+    files = [("files", ("good.png", test_png, "image/png")), ("files", ("bad.png", b"junk", "image/png"))]
+    assert_error(client.post("/v1/classify/batch", files=files), 400, "bad.png")
+
+
+def test_batch_over_the_file_limit_is_a_422(client, test_png):
+    files = [("files", (f"{i}.png", test_png, "image/png")) for i in range(5)]
+    assert_error(client.post("/v1/classify/batch", files=files), 422, "at most 4 files")
+
+
+@pytest.mark.parametrize("item_id", ["test-99999", "user-12345", "nonsense", "test-" + "9" * 30])
+def test_classify_unknown_gallery_id_is_a_404(client, item_id):
+    assert_error(client.post("/v1/classify/gallery", json={"id": item_id}), 404, "no gallery item")
+
+
+def test_gallery_classification_uses_custom_labels(client):
+    body = {"id": "test-2", "labels": ["red thing", "blue thing"], "top_k": 1}
+    predictions = client.post("/v1/classify/gallery", json=body).json()["predictions"]
+    assert len(predictions) == 1 and predictions[0]["label"] in {"red thing", "blue thing"}
+
+
+def test_label_embeddings_are_cached(client, test_png, monkeypatch):
+    """A second request with the same labels encodes no text."""
+    classify(client, test_png, labels="sun, moon")
+    calls = []
+    monkeypatch.setattr("model_api.encoder.embed_labels", lambda *args: calls.append(args) or torch.zeros(0))
+    assert classify(client, test_png, labels="sun, moon").status_code == 200
+    assert calls == []
