@@ -19,3 +19,12 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+# Debian's nginx, installed only when missing (the machine runs as root; apt needs no sudo).
+NGINX := $(shell command -v nginx || ls /usr/sbin/nginx 2>/dev/null)
+
+# API, UI and Nginx as local processes; http://127.0.0.1:8080; Ctrl-C stops all three.
+# Settings (ports, CIFAR10_DATA, CLIP_API_KEY, ...) pass through the environment: docs/RUNNING.md.
+run: $(STAMP)
+	@test -n "$(NGINX)" || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx)
+	$(PY) scripts/run_local.py

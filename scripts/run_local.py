@@ -25,9 +25,11 @@ from pathlib import Path
 
 import httpx
 
-from model_api.settings import Settings
-
 ROOT = Path(__file__).resolve().parent.parent
+# A script run from the checkout, installed (`make install`) or not: its own packages come first.
+sys.path.insert(0, str(ROOT))
+from model_api.settings import Settings  # noqa: E402
+
 NGINX_DIR = ROOT / "nginx"
 PORTS = {"api": "8000", "ui": "8501", "nginx": "8080"}
 
@@ -100,13 +102,13 @@ class Stack:
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         for name, (command, extra_env) in self.commands().items():
-            log = open(self.run_dir / f"{name}.log", "w")  # noqa: SIM115 - the child keeps it open
+            log = open(self.run_dir / f"{name}.log", "w")  # the child process keeps it open
             # A session of its own: the terminal's Ctrl-C reaches only the launcher, which then
             # stops the children in order instead of all dying at once mid-request.
             self.processes[name] = subprocess.Popen(
                 command,
                 cwd=ROOT,
-                env={**self.env, **extra_env},
+                env={**self.env, "PYTHONPATH": str(ROOT), **extra_env},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -177,6 +179,9 @@ def main() -> int:
         print(f"\nerror: {error}", file=sys.stderr, flush=True)
         return 1
     finally:
+        # A second Ctrl-C while stopping would leave orphans behind; stopping is bounded anyway.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
 
 

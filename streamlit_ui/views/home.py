@@ -46,7 +46,7 @@ columns[2].metric("Embedding size", card["embedding_dim"])
 columns[3].metric("Search", card["search"])
 with st.expander("Architecture and checkpoint", icon=":material/memory:"):
     st.caption(f"`{card['model_name']}` · sha256 `{card['checkpoint_sha256']}`")
-    st.json({"model": card["model_config"], "metrics": card["metrics"]}, expanded=2)
+    st.json({"model": card["architecture"], "metrics": card["metrics"]}, expanded=2)
 
 if not test:
     st.info("This checkpoint carries no TEST metrics yet: `python main.py --mode TEST` measures them.")

@@ -1,0 +1,121 @@
+"""Each page through Streamlit's AppTest, against the real API process of the session's stack."""
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from streamlit_ui import client
+from tests.conftest import png_bytes, synthetic_image
+from tests.stack import API_KEY, ROOT, free_port
+
+APP = ROOT / "streamlit_ui" / "app.py"
+VIEWS = ROOT / "streamlit_ui" / "views"
+
+
+def run_page(name: str) -> AppTest:
+    page = AppTest.from_file(VIEWS / f"{name}.py", default_timeout=60)
+    return page.run()
+
+
+def upload_png(label: int = 3) -> tuple[str, bytes, str]:
+    return ("cat.png", png_bytes(synthetic_image(label, np.random.default_rng(label))), "image/png")
+
+
+def texts(page: AppTest, element: str) -> str:
+    return " ".join(str(item.value) for item in getattr(page, element))
+
+
+def test_navigation_routes_to_the_model_page():
+    app = AppTest.from_file(APP, default_timeout=60).run()
+    assert not app.exception
+    assert app.title[0].value == "CLIP on CIFAR-10"
+    app.switch_page("views/search.py").run()
+    assert app.title[0].value == "Search the gallery"
+
+
+def test_home_shows_readiness_and_model_card():
+    page = run_page("home")
+    assert not page.exception
+    assert "The API is ready." in texts(page, "success")
+    metrics = {metric.label: metric.value for metric in page.metric}
+    assert metrics["Gallery images"] == "50"
+    assert "not measured" in metrics["Test accuracy (zero-shot)"]  # the tiny checkpoint has no TEST metrics
+
+
+def test_api_down_is_a_clear_message_not_a_traceback(monkeypatch):
+    monkeypatch.setattr(client, "API_URL", f"http://127.0.0.1:{free_port()}")
+    for name in ("home", "gallery"):
+        page = run_page(name)
+        assert not page.exception
+        assert "not reachable: is it running?" in texts(page, "error")
+
+
+def test_classify_upload_ranks_the_ten_classes():
+    page = run_page("classify")
+    page.file_uploader(key="classify_upload").set_value(upload_png()).run()
+    assert not page.exception
+    chart = page.get("vega_lite_chart")
+    assert len(chart) == 1
+    assert "%" in page.subheader[0].value
+
+
+def test_classify_custom_labels_and_gallery_pick():
+    page = run_page("classify")
+    page.radio(key="classify_source").set_value("Gallery").run()
+    page.button(key="classify_random").click().run()
+    assert page.text_input(key="classify_id").value.startswith("test-")
+    page.text_input(key="classify_labels").set_value("red stripes, blue stripes").run()
+    assert not page.exception
+    assert page.subheader[0].value.split(" (")[0] in {"red stripes", "blue stripes"}
+
+
+def test_classify_refuses_one_label_and_bad_files():
+    page = run_page("classify")
+    page.text_input(key="classify_labels").set_value("just one").run()
+    assert "at least two" in texts(page, "warning")
+    page.text_input(key="classify_labels").set_value("").run()
+    page.file_uploader(key="classify_upload").set_value(("fake.png", b"not an image at all", "image/png")).run()
+    assert not page.exception
+    assert "could not read that image" in texts(page, "error")
+
+
+def test_search_text_then_more_like_this():
+    page = run_page("search")
+    page.text_input(key="search_query").set_value("a photo of a cat").run()
+    assert not page.exception
+    buttons = [button for button in page.button if button.key and button.key.startswith("search_more-")]
+    assert len(buttons) == 15
+    first = buttons[0].key.removeprefix("search_more-")
+    buttons[0].click().run()
+    assert f"More like `{first}`" in texts(page, "subheader")
+    page.button(key="search_back").click().run()
+    assert not page.subheader
+
+
+def test_search_min_score_can_hide_everything():
+    page = run_page("search")
+    page.slider(key="search_min_score").set_value(1.0)
+    page.text_input(key="search_query").set_value("a truck").run()
+    assert "lower it" in texts(page, "warning")
+
+
+@pytest.mark.parametrize("key, expected", [("wrong-key", "refused the API key"), (API_KEY, "Added as `user-")])
+def test_gallery_add_needs_the_key(key, expected):
+    page = run_page("gallery")
+    assert "Page 1 of 3" in texts(page, "caption")  # 50 dataset images (and maybe other tests' uploads)
+    page.sidebar.text_input(key="api_key").set_value(key).run()
+    page.file_uploader(key="gallery_add_file").set_value(upload_png(7))
+    page.text_input(key="gallery_add_caption").set_value("my striped thing")
+    next(button for button in page.button if button.label == "Add to gallery").click().run()
+    assert not page.exception
+    assert expected in texts(page, "success") + texts(page, "error")
+
+
+def test_gallery_delete_an_upload():
+    added = client.add_image(("mine.png", upload_png(5)[1]), "to delete", "", API_KEY)
+    page = run_page("gallery")
+    page.sidebar.text_input(key="api_key").set_value(API_KEY).run()
+    page.radio(key="gallery_source").set_value("user").run()
+    page.button(key=f"gallery_item-{added['id']}").click().run()
+    assert not page.exception
+    assert f"gallery_item-{added['id']}" not in [button.key for button in page.button]
