@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+import pytest
+
+from ..conftest import API_KEY, encode
+
+AUTH = {"X-API-Key": API_KEY}
+
+
+def add(client, png: bytes, headers=AUTH, **form):
+    return client.post("/v1/gallery", files={"file": ("mine.png", png, "image/png")}, data=form, headers=headers)
+
+
+def test_lists_dataset_items_in_pages(client, tiny_data):
+    page = client.get("/v1/gallery", params={"offset": 3, "limit": 2}).json()
+    assert page["total"] == len(tiny_data.test)
+    assert [item["id"] for item in page["items"]] == ["test-3", "test-4"]
+    assert page["items"][0]["source"] == "dataset"
+    assert page["items"][0]["label"] == tiny_data.classes[int(tiny_data.test.labels[3])]
+
+
+def test_image_is_a_cacheable_png_of_the_item(client, tiny_data):
+    response = client.get("/v1/gallery/test-5/image")
+    assert response.headers["content-type"] == "image/png"
+    assert "max-age" in response.headers["cache-control"]
+    assert response.content == encode(tiny_data.test.images[5])
+
+
+def test_add_search_and_delete_an_upload(client, tiny_data):
+    png = encode(tiny_data.test.images[9])
+    created = add(client, png, caption="my photo", label="cat")
+    assert created.status_code == 201
+    item = created.json()
+    assert item["id"].startswith("user-") and item["caption"] == "my photo" and item["label"] == "cat"
+    assert client.get(f"/v1/gallery/{item['id']}").json() == item
+    assert client.get(item["image_url"]).headers["content-type"] == "image/png"
+    user_page = client.get("/v1/gallery", params={"source": "user"}).json()
+    assert [i["id"] for i in user_page["items"]] == [item["id"]]
+
+    # The upload is test-9's exact pixels, so it is test-9's nearest neighbour (up to bf16 rounding).
+    similar = client.post("/v1/search/similar", json={"id": "test-9", "top_k": 100}).json()["results"]
+    mine = next(r for r in similar if r["id"] == item["id"])
+    assert mine["score"] == pytest.approx(1, abs=1e-2) and mine["label"] == "cat"
+
+    assert client.delete(f"/v1/gallery/{item['id']}", headers=AUTH).status_code == 204
+    assert client.get(f"/v1/gallery/{item['id']}").status_code == 404
+    assert client.delete(f"/v1/gallery/{item['id']}", headers=AUTH).status_code == 404
+    similar = client.post("/v1/search/similar", json={"id": "test-9", "top_k": 100}).json()["results"]
+    assert item["id"] not in {r["id"] for r in similar}
+
+
+@pytest.mark.parametrize(("headers", "status"), [({}, 401), ({"X-API-Key": "wrong"}, 403)])
+def test_writes_need_the_api_key(client, test_png, headers, status):
+    assert add(client, test_png, headers=headers).status_code == status
+    assert client.delete("/v1/gallery/user-1", headers=headers).status_code == status
+
+
+def test_writes_are_refused_when_no_key_is_configured(serve, make_settings, test_png):
+    client = serve(make_settings(api_key=None))
+    response = add(client, test_png)
+    assert response.status_code == 403
+    assert "CLIP_API_KEY" in response.json()["detail"]
+
+
+def test_dataset_items_cannot_be_deleted(client):
+    response = client.delete("/v1/gallery/test-1", headers=AUTH)
+    assert response.status_code == 403
+    assert "dataset" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("form", "status"),
+    [({"caption": "x" * 501}, 422), ({"label": "   "}, 422), ({"caption": "ça va? 🐱 \x00"}, 201)],
+)
+def test_caption_and_label_are_validated(client, test_png, form, status):
+    response = add(client, test_png, **form)
+    assert response.status_code == status, response.text
+    if status == 201:
+        assert client.delete(f"/v1/gallery/{response.json()['id']}", headers=AUTH).status_code == 204
+
+
+def test_bad_upload_to_the_gallery_is_a_client_error(client):
+    assert add(client, b"\x89PNG\r\n\x1a\nbroken").status_code == 400
+
+
+@pytest.mark.parametrize("path", ["/v1/gallery/test-99999", "/v1/gallery/user-77/image", "/v1/gallery/x%00y"])
+def test_unknown_items_are_404(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "no gallery item" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 201}, {"offset": -1}, {"source": "other"}])
+def test_bad_paging_is_a_422(client, params):
+    assert client.get("/v1/gallery", params=params).status_code == 422
