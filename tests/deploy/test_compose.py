@@ -1,0 +1,86 @@
+"""docker-compose.yml through a real Compose parser (the compose_spec crate, strict: unknown keys
+and bad values are errors). No Docker engine runs here, so this is as far as Compose is checked."""
+
+import re
+
+import pytest
+from compose_spec import PyCompose
+
+from tests.stack import ROOT
+
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+
+
+def interpolate(text: str, env: dict[str, str]) -> str:
+    """Compose's own first step, for the forms this file uses: ${VAR} and ${VAR:-default}."""
+    return re.sub(r"\$\{(\w+)(?::-([^}]*))?\}", lambda m: env.get(m.group(1)) or m.group(2) or "", text)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    parsed = PyCompose.from_yaml(interpolate(COMPOSE_FILE.read_text(), {}))
+    parsed.validate()
+    return parsed.to_dict()
+
+
+def test_three_services_behind_nginx(compose):
+    assert set(compose["services"]) == {"api", "ui", "nginx"}
+    published = [service for service in compose["services"].values() if service.get("ports")]
+    assert published == [compose["services"]["nginx"]]
+
+
+def test_every_service_has_a_healthcheck_and_restarts(compose):
+    for name, service in compose["services"].items():
+        assert service["healthcheck"]["test"], name
+        assert service["restart"] == "unless-stopped", name
+
+
+def test_startup_order_waits_for_health(compose):
+    services = compose["services"]
+    assert services["ui"]["depends_on"] == {"api": {"condition": "service_healthy"}}
+    assert services["nginx"]["depends_on"] == {
+        "api": {"condition": "service_healthy"},
+        "ui": {"condition": "service_healthy"},
+    }
+
+
+def test_store_is_a_named_volume_and_data_comes_from_the_environment(compose):
+    assert "clip-store" in compose["volumes"]
+    api = compose["services"]["api"]
+    assert any(str(volume).startswith("clip-store") or "clip-store" in str(volume) for volume in api["volumes"])
+    assert api["environment"]["CIFAR10_DATA"] == "/data/cifar10"
+    with_host_data = PyCompose.from_yaml(interpolate(COMPOSE_FILE.read_text(), {"CIFAR10_HOST_DIR": "/srv/cifar10"}))
+    assert "/srv/cifar10" in str(with_host_data.to_dict()["services"]["api"]["volumes"])
+
+
+def test_upload_limit_is_one_setting_for_api_and_nginx(compose):
+    services = compose["services"]
+    assert (
+        services["api"]["environment"]["CLIP_MAX_UPLOAD_BYTES"]
+        == services["nginx"]["environment"]["CLIP_MAX_UPLOAD_BYTES"]
+    )
+
+
+def test_images_are_pinned_and_run_as_non_root():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stages = set(re.findall(r"^FROM \S+ AS (\w+)", dockerfile, re.MULTILINE))
+    bases = [image for image in re.findall(r"^FROM (\S+)", dockerfile, re.MULTILINE) if image not in stages]
+    nginx = re.search(r"image: (nginx\S+)", COMPOSE_FILE.read_text()).group(1)
+    for image in [*bases, nginx]:
+        assert re.search(r":\d+\.\d+\.\d+", image), f"{image} is not pinned to a version"
+    # Both Python targets switch to the unprivileged user before their CMD; Nginx's image is unprivileged.
+    assert dockerfile.count("USER app") == 2
+    assert nginx.startswith("nginxinc/nginx-unprivileged:")
+
+
+def test_nginx_template_variables_are_all_set_by_compose(compose):
+    template = (ROOT / "nginx" / "templates" / "default.conf.template").read_text()
+    variables = set(re.findall(r"\$\{(\w+)\}", template))
+    assert variables <= set(compose["services"]["nginx"]["environment"])
+
+
+def test_dockerignore_admits_only_the_code():
+    lines = (ROOT / ".dockerignore").read_text().split("\n")
+    rules = [line for line in lines if line and not line.startswith("#")]
+    assert rules[0] == "**"  # everything out, then the few paths the images need back in
+    assert not [rule for rule in rules if rule.startswith("!") and rule[1:].startswith(("checkpoints", "runs", "data"))]

@@ -1,0 +1,65 @@
+"""Nginx in front of the launched stack: routing, WebSocket upgrade, body limit, rate limit."""
+
+import asyncio
+import time
+
+import httpx
+from websockets.asyncio.client import connect
+
+from tests.stack import MAX_UPLOAD_BYTES, RATE_BURST
+
+
+def test_own_health_location(web_stack):
+    response = web_stack.get("/nginx-health")
+    assert response.status_code == 200
+    assert response.text == "ok\n"
+
+
+def test_api_prefix_is_stripped(web_stack):
+    assert web_stack.get("/api/health").json() == {"status": "ok"}
+    assert web_stack.get("/api/ready").json()["status"] == "ready"
+
+
+def test_ui_is_served_at_the_root(web_stack):
+    assert web_stack.get("/_stcore/health").text == "ok"
+    assert "<title>Streamlit</title>" in web_stack.get("/").text
+
+
+def test_json_is_gzipped(web_stack):
+    response = web_stack.get("/api/v1/gallery", params={"limit": 50}, headers={"Accept-Encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["content-encoding"] == "gzip"
+
+
+def test_websocket_upgrade_reaches_streamlit(web_stack):
+    async def handshake() -> int:
+        url = web_stack.url.replace("http://", "ws://") + "/_stcore/stream"
+        # Streamlit's browser client asks for this subprotocol; the server insists on it.
+        async with connect(url, subprotocols=["streamlit"], open_timeout=10) as socket:
+            return socket.response.status_code
+
+    assert asyncio.run(handshake()) == 101
+
+
+def test_oversized_upload_gets_413_from_nginx(web_stack):
+    body = b"\0" * (MAX_UPLOAD_BYTES + 1)
+    response = httpx.post(web_stack.url + "/api/v1/classify", files={"file": ("big.png", body)}, timeout=30)
+    assert response.status_code == 413
+    assert response.headers["server"].startswith("nginx")
+    assert "larger than" in response.json()["detail"]
+
+
+def test_burst_gets_429_then_recovers(web_stack):
+    async def burst() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=web_stack.url, timeout=30) as http:
+            return await asyncio.gather(*(http.get("/api/health") for _ in range(3 * RATE_BURST)))
+
+    responses = asyncio.run(burst())
+    statuses = [response.status_code for response in responses]
+    assert statuses.count(200) >= RATE_BURST
+    assert statuses.count(429) >= RATE_BURST // 2
+    limited = next(response for response in responses if response.status_code == 429)
+    assert limited.json()["detail"].startswith("too many requests")
+    # The bucket drains at the configured rate; the tests after this one must not be throttled.
+    time.sleep(3)
+    assert web_stack.get("/api/health").status_code == 200
