@@ -92,3 +92,11 @@ def encode(image: torch.Tensor, format: str = "PNG", size: tuple[int, int] | Non
 @pytest.fixture(scope="session")
 def test_png(tiny_data) -> bytes:
     return encode(tiny_data.test.images[0])
+
+
+@pytest.fixture(scope="module")
+def openapi_schema(client: TestClient):
+    """The running test app's spec; schemathesis calls the app in-process through ASGI."""
+    import schemathesis
+
+    return schemathesis.openapi.from_asgi("/openapi.json", client.app)
