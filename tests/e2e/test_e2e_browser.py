@@ -1,0 +1,78 @@
+"""What a person does in the browser, through Nginx: classify an upload, search by text, follow
+"more like this", add an image with the API key and find it again."""
+
+import re
+
+import httpx
+import numpy as np
+from playwright.sync_api import Page, expect
+
+from tests.conftest import png_bytes
+
+
+def gallery_png(url: str, item_id: str = "test-3") -> bytes:
+    """A real gallery image, fetched through Nginx like any API client would."""
+    response = httpx.get(f"{url}/api/v1/gallery/{item_id}/image", timeout=30)
+    response.raise_for_status()
+    return response.content
+
+
+def upload(page: Page, data: bytes, name: str = "upload.png") -> None:
+    page.locator("input[type=file]").set_input_files(files=[{"name": name, "mimeType": "image/png", "buffer": data}])
+
+
+def test_home_shows_ready_api_and_model_card(app, page, screenshot):
+    url, _ = app
+    page.goto(url)
+    expect(page.get_by_text("The API is ready.")).to_be_visible()
+    expect(page.get_by_text("Gallery images")).to_be_visible()
+    screenshot("home")
+
+
+def test_upload_an_image_and_see_ranked_labels(app, page, screenshot):
+    url, _ = app
+    page.goto(f"{url}/classify")
+    upload(page, gallery_png(url))
+    expect(page.locator("[data-testid=stVegaLiteChart]")).to_be_visible()
+    expect(page.get_by_role("heading", name=re.compile(r"\(\d+%\)"))).to_be_visible()
+    screenshot("classify")
+
+
+def test_text_search_then_more_like_this(app, page, screenshot):
+    url, _ = app
+    page.goto(f"{url}/search")
+    query = page.get_by_label("Describe what you are looking for")
+    query.fill("a photo of a cat")
+    query.press("Enter")
+    more = page.get_by_role("button", name="More like this")
+    expect(more.first).to_be_visible()
+    expect(page.locator("[data-testid=stImage]")).to_have_count(15)
+    screenshot("search")
+    more.first.click()
+    expect(page.get_by_role("heading", name=re.compile("More like"))).to_be_visible()
+    expect(page.get_by_role("button", name="Back to search")).to_be_visible()
+
+
+def test_add_an_image_with_the_key_and_find_it_by_search(app, page, screenshot):
+    url, api_key = app
+    # Noise no other gallery image resembles: searching by it must put the upload first.
+    mine = png_bytes(np.random.default_rng().integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    page.goto(f"{url}/gallery")
+    key_box = page.get_by_label("API key (to add or delete images)")
+    key_box.fill(api_key)
+    key_box.press("Enter")
+    page.get_by_text("Add an image").click()
+    upload(page, mine, "mine.png")
+    page.get_by_label("Caption (optional, makes it findable by its words)").fill("my noise picture")
+    page.get_by_role("button", name="Add to gallery").click()
+    added = page.get_by_text(re.compile(r"Added as user-\d+"))
+    expect(added).to_be_visible()
+    item_id = re.search(r"user-\d+", added.inner_text()).group(0)
+    screenshot("gallery")
+
+    page.goto(f"{url}/search")
+    page.locator("[data-testid=stRadio]").get_by_text("Image", exact=True).click()
+    upload(page, mine, "mine.png")
+    first_caption = page.locator("[data-testid=stMain] [data-testid=stCaptionContainer]").first
+    expect(first_caption).to_contain_text(item_id)
+    expect(first_caption).to_contain_text("1.000")
