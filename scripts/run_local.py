@@ -66,6 +66,7 @@ class Stack:
         self.run_dir = Path(env.get("RUN_DIR", ROOT / ".cache" / "run")).resolve()
         self.ready_timeout = float(env.get("READY_TIMEOUT_S", "900"))
         self.env = env
+        self.max_upload_bytes = Settings().max_upload_bytes
         self.url = f"http://{self.host}:{self.ports['nginx']}"
         self.processes: dict[str, subprocess.Popen] = {}
 
@@ -78,7 +79,7 @@ class Stack:
             "API_UPSTREAM": f"{self.host}:{self.ports['api']}",
             "UI_UPSTREAM": f"{self.host}:{self.ports['ui']}",
             # One source for the limit: the API's own settings, read from the same environment.
-            "CLIP_MAX_UPLOAD_BYTES": str(Settings().max_upload_bytes),
+            "CLIP_MAX_UPLOAD_BYTES": str(self.max_upload_bytes),
             "API_RATE_LIMIT": self.env.get("API_RATE_LIMIT", "20r/s"),
             "API_RATE_BURST": self.env.get("API_RATE_BURST", "40"),
         }
@@ -95,7 +96,9 @@ class Stack:
             raise LaunchError(f"nginx rejected the rendered config:\n{checked.stderr}")
         api = [sys.executable, "-m", "model_api", "--host", self.host, "--port", self.ports["api"]]
         ui = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_ui" / "app.py")]
-        ui += ["--server.address", self.host, "--server.port", self.ports["ui"]]
+        # Streamlit's own upload limit (whole MiB) no larger than the API's, so its widget says the truth.
+        upload_mib = str(max(1, self.max_upload_bytes // 2**20))
+        ui += ["--server.address", self.host, "--server.port", self.ports["ui"], "--server.maxUploadSize", upload_mib]
         ui_env = {"API_URL": f"http://{self.host}:{self.ports['api']}"}
         return {"api": (api, {}), "ui": (ui, ui_env), "nginx": (nginx, {})}
 
