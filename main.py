@@ -29,6 +29,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--epochs", type=int, default=18)
     train.add_argument("--batch-size", type=int, default=1024)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--val-size", type=int, default=5000, help="train images held out for model selection")
     train.add_argument("--output", type=Path, default=Path("runs/train"), help="run directory")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT/last_state.pt")
     test = parser.add_argument_group("TEST")
@@ -47,10 +48,13 @@ def run_train(args: argparse.Namespace) -> None:
     from model_api.clip.data import load_cifar10
     from model_api.clip.train import Trainer
 
-    if args.epochs < 1 or args.batch_size < 1:
-        raise UsageError("--epochs and --batch-size must be positive")
-    recipe = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
-    trainer = Trainer(load_cifar10(args.data), ClipConfig(), recipe, args.output)
+    if args.epochs < 1 or args.batch_size < 1 or args.val_size < 1:
+        raise UsageError("--epochs, --batch-size and --val-size must be positive")
+    data = load_cifar10(args.data)
+    if args.val_size >= len(data.train):
+        raise UsageError(f"--val-size {args.val_size} leaves no training images (train has {len(data.train)})")
+    recipe = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, val_size=args.val_size)
+    trainer = Trainer(data, ClipConfig(), recipe, args.output)
     if args.resume:
         trainer.resume()
     result = trainer.fit()

@@ -20,7 +20,7 @@ TINY_MODEL = ClipConfig(
     text=TextEncoderConfig(width=32, layers=1, heads=2, context_length=48),
     embed_dim=16,
 )
-TINY_RECIPE = TrainConfig(epochs=3, batch_size=64, val_size=40, captions_per_step=32, ema_start_epoch=1, bf16=False)
+TINY_RECIPE = TrainConfig(epochs=12, batch_size=32, val_size=40, captions_per_step=32, ema_start_epoch=1, bf16=False)
 
 
 def synthetic_image(label: int, rng: np.random.Generator) -> np.ndarray:

@@ -33,14 +33,13 @@ def open_image(data: bytes) -> Image.Image:
             image = Image.open(io.BytesIO(data))
             width, height = image.size
             if width * height > MAX_IMAGE_PIXELS:
-                raise InvalidImageError(f"image too large: {width}x{height} pixels")
+                raise Image.DecompressionBombError(f"{width}x{height} pixels")
             # JPEG can decode straight at a reduced scale: 4000x3000 -> ~500x375, much faster.
             image.draft("RGB", (IMAGE_SIZE * 4, IMAGE_SIZE * 4))
             image.load()
-    except InvalidImageError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise InvalidImageError(f"image too large (limit {MAX_IMAGE_PIXELS:,} pixels): {error}") from error
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise InvalidImageError(f"not a readable image: {error}") from error
     return image
 

@@ -51,9 +51,11 @@ class Optimizers:
 def build_optimizers(model: Clip, recipe: TrainConfig) -> Optimizers:
     """SGD (airbench94's per-1024-example scaling, for a mean loss) for the conv tower and its
     projection; AdamW for the text tower, its projection and the temperature."""
-    kilostep = 1 + 1 / (1 - recipe.sgd_momentum)
-    lr = recipe.sgd_lr / kilostep  # mean-reduced loss: per-example lr x 1024-example batch
-    decay = recipe.sgd_weight_decay * recipe.batch_size / (1024 * kilostep)
+    # airbench94 states lr and decay per 1024 examples of a summed loss; our loss is a batch
+    # mean, so the per-example rate is multiplied by the batch size.
+    per_example = recipe.batch_size / (1024 * (1 + 1 / (1 - recipe.sgd_momentum)))
+    lr = recipe.sgd_lr * per_example
+    decay = recipe.sgd_weight_decay * per_example
     visual = model.visual
     norm_biases = [p for n, p in visual.named_parameters() if "groups" in n and n.endswith("bias")]
     conv_weights = [p for n, p in visual.named_parameters() if n.endswith("weight") and p.requires_grad]

@@ -1,0 +1,47 @@
+import json
+
+import pytest
+import torch
+
+from model_api.clip.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from model_api.clip.model import Clip
+from tests.conftest import TINY_MODEL
+
+
+def test_round_trip_gives_identical_outputs(tmp_path) -> None:
+    model = Clip(TINY_MODEL).eval()
+    save_checkpoint(model, tmp_path, {"classes": ["a", "b"]})
+    loaded, config = load_checkpoint(tmp_path)
+    images = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encode_image(images), model.encode_image(images), rtol=0, atol=0)
+        torch.testing.assert_close(loaded.encode_text(["x", "yz"]), model.encode_text(["x", "yz"]), rtol=0, atol=0)
+    assert config["classes"] == ["a", "b"] and config["model"]["embed_dim"] == TINY_MODEL.embed_dim
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "nothing")
+
+
+def test_corrupt_weights_are_a_clear_error(tmp_path) -> None:
+    save_checkpoint(Clip(TINY_MODEL), tmp_path, {})
+    (tmp_path / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="cannot load"):
+        load_checkpoint(tmp_path)
+
+
+def test_config_that_does_not_match_weights_is_refused(tmp_path) -> None:
+    save_checkpoint(Clip(TINY_MODEL), tmp_path, {})
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["model"]["embed_dim"] = 8
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path)
+
+
+def test_weights_file_holds_no_pickle(tmp_path) -> None:
+    save_checkpoint(Clip(TINY_MODEL), tmp_path, {})
+    assert not list(tmp_path.glob("*.pt")) and not list(tmp_path.glob("*.pkl"))
+    header_size = int.from_bytes((tmp_path / "model.safetensors").read_bytes()[:8], "little")
+    assert json.loads((tmp_path / "model.safetensors").read_bytes()[8 : 8 + header_size])

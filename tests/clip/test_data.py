@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+import torch
+
+from model_api.clip.data import DataUnavailableError, augment, load_cifar10
+
+
+def test_loads_hub_layout_with_class_names(tiny_data) -> None:
+    assert tiny_data.train.images.shape == (200, 3, 32, 32) and tiny_data.train.images.dtype == torch.uint8
+    assert len(tiny_data.test) == 50
+    assert tiny_data.classes[0] == "airplane" and len(tiny_data.classes) == 10
+    assert sorted(tiny_data.test.labels.unique().tolist()) == list(range(10))
+
+
+def test_second_load_reads_the_cache_not_the_source(tiny_data_dir, tiny_data, tmp_path) -> None:
+    again = load_cifar10(str(tiny_data_dir))
+    assert again.fingerprint == tiny_data.fingerprint
+    assert torch.equal(again.test.images, tiny_data.test.images)
+
+
+def test_cache_is_keyed_by_source(tiny_data_dir, tmp_path) -> None:
+    """A cache written for one source is never served for another."""
+    load_cifar10(str(tiny_data_dir), cache_root=tmp_path)
+    with pytest.raises(DataUnavailableError):
+        load_cifar10(str(tmp_path / "missing"), cache_root=tmp_path)
+
+
+def test_validation_split_is_disjoint_and_fixed(tiny_data) -> None:
+    train, val = tiny_data.train_val(val_size=40)
+    again_train, again_val = tiny_data.train_val(val_size=40)
+    assert len(train) == 160 and len(val) == 40
+    assert torch.equal(val.images, again_val.images)
+
+
+def test_augment_flips_and_translates_within_bounds() -> None:
+    images = torch.arange(32, dtype=torch.uint8).repeat(8, 3, 32, 1)  # every row is 0..31
+    out = augment(images, translate=2, generator=torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    rows = out[:, 0, 16]
+    assert not torch.equal(out, images)
+    # each row is still a run of consecutive values (shifted and/or mirrored), never garbage
+    steps = (rows[:, 1:-4].int() - rows[:, :-5].int()).abs()
+    assert set(np.unique(steps.numpy()).tolist()) <= {0, 1}
+
+
+def test_augment_without_translate_only_flips() -> None:
+    images = torch.randint(0, 255, (16, 3, 32, 32), dtype=torch.uint8)
+    out = augment(images, translate=0, generator=torch.Generator().manual_seed(0))
+    for original, result in zip(images, out):
+        assert torch.equal(result, original) or torch.equal(result, original.flip(-1))

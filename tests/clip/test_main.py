@@ -1,0 +1,102 @@
+"""main.py as a user runs it: a subprocess per command, on the tiny checkpoint and data."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def run(tiny_data_dir, isolated_cache):
+    env = {**os.environ, "CIFAR10_DATA": str(tiny_data_dir), "CLIP_CACHE_DIR": str(isolated_cache)}
+
+    def run_main(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True, env=env, timeout=300
+        )
+
+    return run_main
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error:") and fragment in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_train_writes_a_checkpoint(run, tmp_path) -> None:
+    result = run("--mode", "TRAIN", "--epochs", "1", "--batch-size", "64", "--val-size", "40", "--output", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "best" / "model.safetensors").exists() and (tmp_path / "last_state.pt").exists()
+    assert "epoch 1/1" in result.stderr  # the per-epoch log line
+
+
+def test_test_mode_prints_and_writes_the_report(run, tiny_checkpoint, tmp_path) -> None:
+    report = tmp_path / "report.json"
+    result = run("--mode", "TEST", "--checkpoint", str(tiny_checkpoint), "--report", str(report))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(report.read_text())
+    assert metrics["images"] == 50 and 0 <= metrics["accuracy"] <= 1
+    assert set(metrics["retrieval"]) == {"precision_at_10", "precision_at_100", "mean_average_precision"}
+    assert len(metrics["confusion_matrix"]) == 10 and metrics["images_per_s"] > 0
+    assert "accuracy" in result.stdout and "confusion matrix" in result.stdout
+    assert (tmp_path / "report_confusion.png").stat().st_size > 1000
+
+
+def test_inference_on_a_test_index_ranks_the_classes(run, tiny_checkpoint) -> None:
+    result = run("--checkpoint", str(tiny_checkpoint), "--idx", "3", "--topk", "3")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3 and lines[0].startswith("1. ")
+    scores = [float(line.split()[-1]) for line in lines]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_inference_on_a_file_with_custom_labels_saves_a_chart(run, tiny_checkpoint, tmp_path) -> None:
+    from PIL import Image
+
+    image = tmp_path / "photo.jpg"
+    Image.new("RGB", (300, 200), (200, 30, 30)).save(image)
+    chart = tmp_path / "chart.png"
+    result = run("--checkpoint", str(tiny_checkpoint), "--image", str(image), "--labels", "red thing, blue thing,",
+                 "--save", str(chart))
+    assert result.returncode == 0, result.stderr
+    labels = {line.split()[1] + " " + line.split()[2] for line in result.stdout.splitlines()[:2]}
+    assert labels == {"red thing", "blue thing"}
+    assert chart.stat().st_size > 1000
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--image", "/no/such/file.png"], "cannot read"),
+        (["--idx", "50"], "out of range"),
+        (["--idx", "-1"], "out of range"),
+        (["--labels", " , ,"], "empty"),
+        (["--topk", "0"], "topk"),
+    ],
+)
+def test_bad_inference_input_is_a_one_line_error(run, tiny_checkpoint, args, fragment) -> None:
+    assert_one_line_error(run("--checkpoint", str(tiny_checkpoint), *args), fragment)
+
+
+def test_a_file_that_is_not_an_image_is_a_one_line_error(run, tiny_checkpoint, tmp_path) -> None:
+    text = tmp_path / "notes.png"
+    text.write_text("hello")
+    assert_one_line_error(run("--checkpoint", str(tiny_checkpoint), "--image", str(text)), "not a readable image")
+
+
+def test_unreadable_checkpoint_is_a_one_line_error(run, tmp_path) -> None:
+    (tmp_path / "config.json").write_text("{not json")
+    assert_one_line_error(run("--checkpoint", str(tmp_path), "--idx", "0"), "unreadable")
+    assert_one_line_error(run("--mode", "TEST", "--checkpoint", str(tmp_path / "absent")), "no checkpoint")
+
+
+def test_unreachable_dataset_is_a_one_line_error(run, tiny_checkpoint, tmp_path) -> None:
+    result = run("--checkpoint", str(tiny_checkpoint), "--data", str(tmp_path / "no_dataset_here"))
+    assert_one_line_error(result, "could not load CIFAR-10")
