@@ -71,7 +71,9 @@ def serve() -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def client(tiny_checkpoint: Path, tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+def client(
+    tiny_checkpoint: Path, tiny_data_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
     """One ready API per test module, on a fresh store: tests that add items clean up after."""
     settings = build_settings(tiny_checkpoint, tiny_data_dir, tmp_path_factory.mktemp("store"))
     with TestClient(create_app(settings)) as client:

@@ -18,7 +18,9 @@ AUTH = {"X-API-Key": API_KEY}
 def test_upload_survives_restart_until_deleted(serve, make_settings, tiny_data):
     first = serve(make_settings())
     png = encode(tiny_data.test.images[4])
-    item = first.post("/v1/gallery", files={"file": ("a.png", png, "image/png")}, data={"caption": "kept"}, headers=AUTH)
+    item = first.post(
+        "/v1/gallery", files={"file": ("a.png", png, "image/png")}, data={"caption": "kept"}, headers=AUTH
+    )
     item_id = item.json()["id"]
 
     second = serve(make_settings())

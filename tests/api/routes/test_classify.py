@@ -43,8 +43,14 @@ def test_custom_labels_repeated_or_comma_separated(client, test_png):
 
 @pytest.mark.parametrize(
     ("format", "mode", "size"),
-    [("JPEG", "RGB", (4000, 3000)), ("WEBP", "RGBA", (50, 40)), ("GIF", "P", (32, 32)), ("BMP", "L", (64, 64)),
-     ("PNG", "LA", (31, 33)), ("PNG", "I;16", (32, 32))],
+    [
+        ("JPEG", "RGB", (4000, 3000)),
+        ("WEBP", "RGBA", (50, 40)),
+        ("GIF", "P", (32, 32)),
+        ("BMP", "L", (64, 64)),
+        ("PNG", "LA", (31, 33)),
+        ("PNG", "I;16", (32, 32)),
+    ],
 )
 def test_accepts_every_promised_format_size_and_mode(client, tiny_data, format, mode, size):
     data = encode(tiny_data.test.images[3], format, size, mode)
@@ -95,8 +101,13 @@ def test_unsupported_image_format_is_a_415(client, tiny_data):
 
 @pytest.mark.parametrize(
     ("form", "fragment"),
-    [({"top_k": 0}, "top_k"), ({"top_k": 101}, "top_k"), ({"labels": " , "}, "label"),
-     ({"labels": ",".join(f"l{i}" for i in range(51))}, "at most 50"), ({"labels": "x" * 101}, "at most 100 characters")],
+    [
+        ({"top_k": 0}, "top_k"),
+        ({"top_k": 101}, "top_k"),
+        ({"labels": " , "}, "label"),
+        ({"labels": ",".join(f"l{i}" for i in range(51))}, "at most 50"),
+        ({"labels": "x" * 101}, "at most 100 characters"),
+    ],
 )
 def test_invalid_fields_are_422_naming_the_field(client, test_png, form, fragment):
     assert_error(classify(client, test_png, **form), 422, fragment)

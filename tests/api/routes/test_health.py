@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from model_api.clip.checkpoint import weights_sha256
 from model_api.app import create_app
+from model_api.clip.checkpoint import weights_sha256
 from model_api.clip.data import DataUnavailableError
 
 
