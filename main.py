@@ -1,8 +1,8 @@
 """Train, test and query the CIFAR-10 CLIP from the command line.
 
-  python main.py --mode TRAIN --data ../shared/data/cifar10 --epochs 18 --output runs/main
-  python main.py --mode TEST --report report.json
-  python main.py --idx 7 --labels "cat,dog,vehicle" --save prediction.png   (INFERENCE, the default)
+python main.py --mode TRAIN --data ../shared/data/cifar10 --epochs 18 --output runs/main
+python main.py --mode TEST --report report.json
+python main.py --idx 7 --labels "cat,dog,vehicle" --save prediction.png   (INFERENCE, the default)
 """
 
 from __future__ import annotations
@@ -83,10 +83,13 @@ def run_test(args: argparse.Namespace) -> None:
 
 def print_report(report: dict) -> None:
     retrieval = report["retrieval"]
-    print(f"test images: {report['images']}  accuracy: {report['accuracy']:.4f}  "
-          f"images/s: {report['images_per_s']:.0f}")
-    print(f"retrieval (class prompts): P@10 {retrieval['precision_at_10']:.3f}  "
-          f"P@100 {retrieval['precision_at_100']:.3f}  mAP {retrieval['mean_average_precision']:.3f}")
+    print(
+        f"test images: {report['images']}  accuracy: {report['accuracy']:.4f}  images/s: {report['images_per_s']:.0f}"
+    )
+    print(
+        f"retrieval (class prompts): P@10 {retrieval['precision_at_10']:.3f}  "
+        f"P@100 {retrieval['precision_at_100']:.3f}  mAP {retrieval['mean_average_precision']:.3f}"
+    )
     for name, accuracy in report["per_class_accuracy"].items():
         print(f"  {name:<12} {accuracy:.4f}")
     print("confusion matrix (rows: true, columns: predicted):")
@@ -121,14 +124,14 @@ def run_inference(args: argparse.Namespace) -> None:
 
     labels = parse_labels(args.labels) if args.labels is not None else None
     if labels is not None and not labels:
-        raise UsageError("--labels is empty: give comma-separated labels such as \"cat,dog\"")
+        raise UsageError('--labels is empty: give comma-separated labels such as "cat,dog"')
     if args.topk < 1:
         raise UsageError("--topk must be at least 1")
     model, config = load_checkpoint(args.checkpoint)
     labels = labels or config["classes"]
     image, display = inference_image(args)
     probabilities = label_probabilities(model, embed_images(model, image[None]), embed_labels(model, labels))[0]
-    ranked = sorted(zip(labels, probabilities.tolist()), key=lambda pair: -pair[1])[: args.topk]
+    ranked = sorted(zip(labels, probabilities.tolist(), strict=False), key=lambda pair: -pair[1])[: args.topk]
     for rank, (label, score) in enumerate(ranked, 1):
         print(f"{rank}. {label:<20} {score:.4f}")
     if args.save:

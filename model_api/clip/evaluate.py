@@ -47,7 +47,7 @@ def evaluate(model: Clip, split: Split, classes: tuple[str, ...]) -> dict[str, A
     return {
         "images": len(split),
         "accuracy": (predictions == split.labels).float().mean().item(),
-        "per_class_accuracy": dict(zip(classes, per_class.tolist())),
+        "per_class_accuracy": dict(zip(classes, per_class.tolist(), strict=True)),
         "confusion_matrix": confusion.tolist(),
         "retrieval": retrieval_metrics(similarity.T, split.labels),
         "images_per_s": len(split) / seconds,

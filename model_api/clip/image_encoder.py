@@ -54,9 +54,8 @@ class ImageEncoder(nn.Module):
         self.whiten = nn.Conv2d(3, config.whitening_width, 2, padding=0, bias=True)
         self.whiten.weight.requires_grad_(False)
         widths = (config.whitening_width, *config.widths)
-        self.groups = nn.Sequential(
-            *(ConvGroup(a, b, config.batchnorm_momentum) for a, b in zip(widths, widths[1:]))
-        )
+        pairs = zip(widths[:-1], widths[1:], strict=True)
+        self.groups = nn.Sequential(*(ConvGroup(a, b, config.batchnorm_momentum) for a, b in pairs))
         self.act = nn.GELU()
         self.output_dim = config.widths[-1]
 

@@ -54,7 +54,5 @@ class Clip(nn.Module):
         """exp(logit_scale), clamped as in CLIP so the temperature cannot collapse."""
         return self.logit_scale.exp().clamp(max=self.config.max_logit_scale)
 
-    def forward(
-        self, images: torch.Tensor, tokens: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.encode_image(images), self.encode_tokens(tokens), self.scale()

@@ -47,8 +47,7 @@ def confusion_matrix(matrix: list[list[int]], classes: list[str], path: Path) ->
     peak = max(max(row) for row in matrix) or 1
     for i, row in enumerate(matrix):
         for j, count in enumerate(row):
-            axis.text(j, i, count, ha="center", va="center", fontsize=7,
-                      color="white" if count > peak / 2 else "black")
+            axis.text(j, i, count, ha="center", va="center", fontsize=7, color="white" if count > peak / 2 else "black")
     figure.tight_layout()
     _save(figure, path)
 

@@ -39,7 +39,9 @@ def open_image(data: bytes) -> Image.Image:
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise InvalidImageError(f"image too large (limit {MAX_IMAGE_PIXELS:,} pixels): {error}") from error
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except UnidentifiedImageError as error:
+        raise InvalidImageError("not a readable image: unknown or unsupported format") from error
+    except (OSError, SyntaxError, ValueError) as error:
         raise InvalidImageError(f"not a readable image: {error}") from error
     return image
 

@@ -231,12 +231,18 @@ class Trainer:
             self.epoch += 1
             if self.epoch == self.recipe.epochs:
                 self.averager.update(self.model, decay=1.0)  # finish on the averaged weights
-            record.update(epoch=self.epoch, val_accuracy=zero_shot_accuracy(self.model, self.val_split, self.data.classes))
+            record.update(
+                epoch=self.epoch, val_accuracy=zero_shot_accuracy(self.model, self.val_split, self.data.classes)
+            )
             self.history.append(record)
             log.info(
                 "epoch %d/%d loss %.4f val_acc %.4f %.0f img/s %.0fs",
-                self.epoch, self.recipe.epochs, record["loss"], record["val_accuracy"],
-                record["images_per_s"], record["seconds"],
+                self.epoch,
+                self.recipe.epochs,
+                record["loss"],
+                record["val_accuracy"],
+                record["images_per_s"],
+                record["seconds"],
             )
             if record["val_accuracy"] > self.best_accuracy:
                 self.best_accuracy = record["val_accuracy"]
@@ -247,7 +253,7 @@ class Trainer:
 
     def metadata(self, record: dict[str, Any]) -> dict[str, Any]:
         return {
-            "tokenizer": getattr(self.model.text, "tokenizer").name,
+            "tokenizer": self.model.text.tokenizer.name,
             "classes": list(self.data.classes),
             "templates": list(TEMPLATES),
             "train": self.recipe.to_dict(),

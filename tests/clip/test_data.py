@@ -46,5 +46,5 @@ def test_augment_flips_and_translates_within_bounds() -> None:
 def test_augment_without_translate_only_flips() -> None:
     images = torch.randint(0, 255, (16, 3, 32, 32), dtype=torch.uint8)
     out = augment(images, translate=0, generator=torch.Generator().manual_seed(0))
-    for original, result in zip(images, out):
+    for original, result in zip(images, out, strict=False):
         assert torch.equal(result, original) or torch.equal(result, original.flip(-1))

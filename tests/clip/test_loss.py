@@ -14,7 +14,9 @@ def test_matched_pairs_score_lower_than_shuffled() -> None:
     texts = F.normalize(images + 0.1 * embeddings(8, seed=1), dim=-1)
     labels = torch.arange(8)
     matched = loss(images, texts, torch.tensor(10.0), labels, labels)
-    shuffled = loss(images, texts[torch.randperm(8, generator=torch.Generator().manual_seed(2))], torch.tensor(10.0), labels, labels)
+    shuffled = loss(
+        images, texts[torch.randperm(8, generator=torch.Generator().manual_seed(2))], torch.tensor(10.0), labels, labels
+    )
     assert matched < shuffled
 
 
@@ -38,7 +40,9 @@ def test_label_aware_loss_prefers_classes_over_instances() -> None:
     classes, instances, scale = torch.tensor([0, 0, 1, 1]), torch.arange(4), torch.tensor(50.0)
     loss = LabelAwareContrastiveLoss()
     assert loss(by_class, by_class, scale, classes, classes) < loss(by_instance, by_instance, scale, classes, classes)
-    assert loss(by_instance, by_instance, scale, instances, instances) < loss(by_class, by_class, scale, instances, instances)
+    assert loss(by_instance, by_instance, scale, instances, instances) < loss(
+        by_class, by_class, scale, instances, instances
+    )
 
 
 def test_rows_without_positives_are_ignored() -> None:

@@ -30,7 +30,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) ->
 
 
 def test_train_writes_a_checkpoint(run, tmp_path) -> None:
-    result = run("--mode", "TRAIN", "--epochs", "1", "--batch-size", "64", "--val-size", "40", "--output", str(tmp_path))
+    result = run(
+        "--mode", "TRAIN", "--epochs", "1", "--batch-size", "64", "--val-size", "40", "--output", str(tmp_path)
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "best" / "model.safetensors").exists() and (tmp_path / "last_state.pt").exists()
     assert "epoch 1/1" in result.stderr  # the per-epoch log line
@@ -63,8 +65,16 @@ def test_inference_on_a_file_with_custom_labels_saves_a_chart(run, tiny_checkpoi
     image = tmp_path / "photo.jpg"
     Image.new("RGB", (300, 200), (200, 30, 30)).save(image)
     chart = tmp_path / "chart.png"
-    result = run("--checkpoint", str(tiny_checkpoint), "--image", str(image), "--labels", "red thing, blue thing,",
-                 "--save", str(chart))
+    result = run(
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--image",
+        str(image),
+        "--labels",
+        "red thing, blue thing,",
+        "--save",
+        str(chart),
+    )
     assert result.returncode == 0, result.stderr
     labels = {line.split()[1] + " " + line.split()[2] for line in result.stdout.splitlines()[:2]}
     assert labels == {"red thing", "blue thing"}

@@ -1,0 +1,72 @@
+"""Inference speed of the shipped checkpoint on this CPU.
+
+  python benchmarks/model_benchmark.py [--checkpoint DIR] [--json OUT.json]
+
+Measures image-encoding throughput at batch 256, single-image latency, and text-encoding
+latency per query, each for bf16 + channels_last (what the product uses) and fp32 NCHW.
+Images are random uint8 tensors: speed does not depend on content.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from model_api.clip.checkpoint import load_checkpoint  # noqa: E402
+from model_api.clip.inference import embed_images, embed_texts, prepare_for_inference  # noqa: E402
+
+
+def median_seconds(fn, repeats: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
+def measure(model, bf16: bool) -> dict[str, float]:
+    batch = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8)
+    one = batch[:1]
+    batch_seconds = median_seconds(lambda: embed_images(model, batch, bf16=bf16), repeats=20)
+    single_seconds = median_seconds(lambda: embed_images(model, one, bf16=bf16), repeats=200)
+    queries = [f"a photo of a thing number {i}" for i in range(200)]
+    text_seconds = statistics.median(
+        median_seconds(lambda q=q: embed_texts(model, [q], bf16=bf16), repeats=1, warmup=1) for q in queries
+    )
+    return {
+        "images_per_s_batch256": 256 / batch_seconds,
+        "single_image_ms": single_seconds * 1000,
+        "text_query_ms": text_seconds * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--checkpoint", type=Path, default=Path("checkpoints/clip-cifar10"))
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    model, _ = load_checkpoint(args.checkpoint)
+    results = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "fp32_nchw": measure(model.eval(), bf16=False),
+        "bf16_channels_last": measure(prepare_for_inference(model), bf16=True),
+    }
+    print(json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
