@@ -164,8 +164,10 @@ def interrupt(*_: object) -> None:
 
 
 def main() -> int:
-    # SIGTERM (e.g. from a test or a supervisor) takes the same path as Ctrl-C.
+    # SIGTERM (a supervisor, a test) takes the same path as Ctrl-C; SIGINT is set explicitly
+    # because a shell starting us in the background (`... &`) leaves it ignored.
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
     stack = Stack(dict(os.environ))
     try:
         print(f"Starting API, UI and Nginx (logs in {stack.run_dir})", flush=True)

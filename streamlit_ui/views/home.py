@@ -53,7 +53,7 @@ if not test:
     st.stop()
 st.subheader("Accuracy per class")
 per_class = pd.DataFrame(test["per_class_accuracy"].items(), columns=["class", "accuracy"])
-st.bar_chart(per_class, x="class", y="accuracy", sort="-accuracy")
+st.bar_chart(per_class, x="class", y="accuracy", horizontal=True, sort="-accuracy")
 
 st.subheader("Confusion matrix")
 classes = card["classes"]

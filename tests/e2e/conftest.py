@@ -18,8 +18,9 @@ from tests.stack import (
 )
 
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
-# Streamlit answers over a WebSocket after each rerun; on 2 busy cores that can take seconds.
-expect.set_options(timeout=30_000)
+# Streamlit answers over a WebSocket after each rerun; on 2 cores shared with training that can
+# take tens of seconds.
+expect.set_options(timeout=60_000)
 # Browser downloads are impossible here: Playwright drives the system's chromium, kept quiet
 # (no GPU, no background network, no sandbox as root).
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -53,8 +54,8 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.set_default_timeout(30_000)
+    context = browser.new_context(viewport={"width": 1400, "height": 1700})
+    context.set_default_timeout(60_000)
     yield context.new_page()
     context.close()
 
@@ -65,7 +66,11 @@ def screenshot(page: Page):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
     def save(name: str) -> None:
-        page.wait_for_load_state("networkidle")
+        # Streamlit shows its "running" widget until the page script has finished, and Vega
+        # draws each chart into a canvas a moment after the chart element appears.
+        expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)
+        charts = page.get_by_test_id("stVegaLiteChart")
+        expect(charts.locator("canvas")).to_have_count(charts.count())
         page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
 
     return save
