@@ -1,0 +1,432 @@
+"""The model API over real HTTP, measured against the targets of issue 3.
+
+  CIFAR10_DATA=/work/shared/data/cifar10 .venv/bin/python benchmarks/api_benchmark.py \
+      --json benchmarks/api_benchmark.json
+
+Starts `python -m model_api` (uvicorn) on a free loopback port with its own store directory and
+measures it with httpx from this machine. Sections (`--only a,b`; all by default):
+
+  startup     seconds from process start to /ready 200: with no cached embeddings (the decoded
+              dataset cache is used as found), then restarted on the embeddings it cached (the
+              target is the cached start)
+  search      POST /v1/search/text from one sequential client, queries drawn from 1,000 phrases
+  classify    POST /v1/classify with a 32x32 PNG
+  large_jpeg  POST /v1/classify with a 4000x3000 JPEG
+  throughput  text searches from 32 concurrent clients for 60 s: requests/s and errors
+  accuracy    test images sent as PNG to POST /v1/classify, compared with `main.py --mode TEST`
+
+The checkpoint and data source follow the service's settings (CLIP_CHECKPOINT, CIFAR10_DATA)
+unless --checkpoint / --data are given. A smoke run that takes seconds once the store holds the
+cached embeddings:
+
+  .venv/bin/python benchmarks/api_benchmark.py --checkpoint runs/seed0/best --queries 20 \
+      --repeats 5 --duration 2 --accuracy-limit 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import importlib.metadata
+import io
+import json
+import operator
+import os
+import platform
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from model_api.settings import Settings  # noqa: E402
+
+SECTIONS = ("startup", "search", "classify", "large_jpeg", "throughput", "accuracy")
+# Written into a store directory the benchmark creates, so the cold start only ever empties
+# a directory of its own and never a real gallery.
+STORE_MARKER = ".api-benchmark-store"
+
+# Issue 3's targets: (section, figure) -> (comparison, bound).
+TARGETS = {
+    ("startup", "cached_s"): ("<", 10.0),
+    ("search", "p50_ms"): ("<", 10.0),
+    ("search", "p99_ms"): ("<", 30.0),
+    ("classify", "p50_ms"): ("<", 10.0),
+    ("large_jpeg", "p50_ms"): ("<", 150.0),
+    ("throughput", "requests_per_s"): (">=", 200.0),
+    ("throughput", "errors"): ("==", 0),
+    ("accuracy", "abs_diff_points"): ("<=", 0.2),
+}
+COMPARISONS = {"<": operator.lt, "<=": operator.le, ">=": operator.ge, "==": operator.eq}
+
+# 10 templates x 10 adjectives x 10 nouns: the 1,000 distinct phrases queries are drawn from.
+TEMPLATES = (
+    "a photo of a {} {}.",
+    "a blurry photo of a {} {}.",
+    "a close-up photo of the {} {}.",
+    "a {} {} in the wild",
+    "a picture of a {} {}",
+    "an image of the {} {}",
+    "a {} {} on a sunny day",
+    "a low resolution photo of a {} {}.",
+    "a drawing of a {} {}",
+    "this is a {} {}",
+)
+ADJECTIVES = ("red", "small", "large", "white", "dark", "fast", "old", "wet", "fluffy", "shiny")
+NOUNS = ("airplane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def phrases() -> list[str]:
+    return [template.format(adj, noun) for template in TEMPLATES for adj in ADJECTIVES for noun in NOUNS]
+
+
+# --- the machine and the server -------------------------------------------------------------
+
+
+def machine_info() -> dict:
+    """What the figures were measured on; the load average shows whether the CPUs were shared."""
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu_model(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": importlib.metadata.version("torch"),
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def server_env(args: argparse.Namespace) -> dict[str, str]:
+    env = {**os.environ, "CLIP_CHECKPOINT": str(args.checkpoint), "CLIP_STORE_DIR": str(args.store_dir)}
+    if args.data is not None:
+        env["CLIP_DATA_SOURCE"] = args.data  # the settings' first choice, ahead of CIFAR10_DATA
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO), env.get("PYTHONPATH"))))
+    return env
+
+
+@contextlib.contextmanager
+def running_server(args: argparse.Namespace) -> Iterator[tuple[str, float]]:
+    """Yields (base URL, seconds from process start to /ready 200); stops the server after."""
+    port = free_port()
+    command = [sys.executable, "-m", "model_api", "--host", "127.0.0.1", "--port", str(port)]
+    log_path = args.store_dir / "server.log"
+    # A file, not a pipe: nobody reads a pipe while we measure, and the access log would fill it
+    # and stall the server.
+    with open(log_path, "ab") as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, env=server_env(args), cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        yield base_url, wait_ready(base_url, process, started, args.ready_timeout, log_path)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_ready(base_url: str, process: subprocess.Popen, started: float, timeout: float, log_path: Path) -> float:
+    with httpx.Client(base_url=base_url, timeout=5) as http:
+        while time.perf_counter() - started < timeout:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited with {process.returncode}; see {log_path}")
+            with contextlib.suppress(httpx.TransportError):  # not listening yet
+                response = http.get("/ready")
+                if response.status_code == 200:
+                    return time.perf_counter() - started
+                if "loading failed" in response.text:
+                    raise RuntimeError(f"the server could not load: {response.json()['detail']}")
+            time.sleep(0.1)
+    raise RuntimeError(f"not ready after {timeout:.0f} s; see {log_path}")
+
+
+def prepare_store(store_dir: Path, empty: bool) -> None:
+    """Create the benchmark's store directory; `empty` wipes it first, for a cold start."""
+    if store_dir.exists() and any(store_dir.iterdir()) and not (store_dir / STORE_MARKER).exists():
+        raise SystemExit(f"{store_dir} is not empty and was not made by this benchmark; choose another --store-dir")
+    if empty:
+        shutil.rmtree(store_dir, ignore_errors=True)
+    store_dir.mkdir(parents=True, exist_ok=True)
+    (store_dir / STORE_MARKER).touch()
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+def timed_ms(call: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    call()
+    return (time.perf_counter() - started) * 1000
+
+
+def latency_summary(ms: list[float]) -> dict:
+    if not ms:
+        return {"n": 0}
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99]).tolist()
+    return {"n": len(ms), "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "mean_ms": float(np.mean(ms)), "max_ms": max(ms)}
+
+
+def search(http: httpx.Client, query: str, top_k: int) -> dict:
+    response = http.post("/v1/search/text", json={"query": query, "top_k": top_k})
+    response.raise_for_status()
+    return response.json()
+
+
+def classify(http: httpx.Client, payload: bytes, content_type: str) -> dict:
+    response = http.post("/v1/classify", files={"file": ("image", payload, content_type)})
+    response.raise_for_status()
+    return response.json()
+
+
+def encode(image: Image.Image, image_format: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format, **options)
+    return buffer.getvalue()
+
+
+def large_jpeg() -> bytes:
+    """A 4000x3000 JPEG of about 2 MB, like a phone photo: gradients with noise on top."""
+    size = (4000, 3000)
+    gradient = Image.linear_gradient("L").resize(size)
+    channels = (gradient, gradient.transpose(Image.Transpose.ROTATE_180), Image.effect_noise(size, 24))
+    return encode(Image.merge("RGB", channels), "JPEG", quality=90)
+
+
+# --- sections -------------------------------------------------------------------------------
+
+
+def bench_search(http: httpx.Client, args: argparse.Namespace) -> dict:
+    """Sequential searches. The service caches text embeddings, so a phrase's first request
+    also runs the text encoder and later ones do not: both are summarised apart as well."""
+    for i in range(args.warmup):
+        search(http, f"warm-up query {i}", args.top_k)  # not in the pool: leaves its cache entries cold
+    pool = phrases()
+    seen: set[str] = set()
+    first, repeated = [], []
+    for query in random.Random(args.seed).choices(pool, k=args.queries):
+        ms = timed_ms(lambda query=query: search(http, query, args.top_k))
+        (repeated if query in seen else first).append(ms)
+        seen.add(query)
+    return {
+        **latency_summary(first + repeated),
+        "distinct_phrases": len(pool),
+        "top_k": args.top_k,
+        "first_seen": latency_summary(first),
+        "repeated": latency_summary(repeated),
+    }
+
+
+def upload_latency(http: httpx.Client, payload: bytes, content_type: str, repeats: int, warmup: int) -> dict:
+    for _ in range(warmup):
+        classify(http, payload, content_type)
+    ms = [timed_ms(lambda: classify(http, payload, content_type)) for _ in range(repeats)]
+    return {**latency_summary(ms), "upload_bytes": len(payload)}
+
+
+def bench_classify(http: httpx.Client, args: argparse.Namespace) -> dict:
+    pixels = np.random.default_rng(args.seed).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    return upload_latency(http, encode(Image.fromarray(pixels), "PNG"), "image/png", args.repeats, args.warmup)
+
+
+def bench_large_jpeg(http: httpx.Client, args: argparse.Namespace) -> dict:
+    return upload_latency(http, large_jpeg(), "image/jpeg", args.jpeg_repeats, min(args.warmup, 3))
+
+
+def bench_throughput(http: httpx.Client, args: argparse.Namespace) -> dict:
+    return asyncio.run(sustained_search(str(http.base_url), args))
+
+
+async def sustained_search(base_url: str, args: argparse.Namespace) -> dict:
+    """`concurrency` clients searching back to back until the time is up; every non-200 answer
+    and every transport error (timeouts included) counts as an error."""
+    pool = phrases()
+    ok_ms: list[float] = []
+    errors: collections.Counter[str] = collections.Counter()
+    limits = httpx.Limits(max_connections=args.concurrency)
+
+    async def client_loop(client: httpx.AsyncClient, rng: random.Random, deadline: float) -> None:
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            try:
+                response = await client.post("/v1/search/text", json={"query": rng.choice(pool), "top_k": args.top_k})
+            except httpx.HTTPError as error:
+                errors[type(error).__name__] += 1
+                continue
+            if response.status_code == 200:
+                ok_ms.append((time.perf_counter() - started) * 1000)
+            else:
+                errors[f"HTTP {response.status_code}"] += 1
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=args.timeout, limits=limits) as client:
+        started = time.perf_counter()
+        deadline = started + args.duration
+        await asyncio.gather(
+            *(client_loop(client, random.Random(args.seed + i), deadline) for i in range(args.concurrency))
+        )
+        elapsed = time.perf_counter() - started
+    return {
+        "clients": args.concurrency,
+        "duration_s": elapsed,
+        "requests": len(ok_ms) + sum(errors.values()),
+        "requests_per_s": len(ok_ms) / elapsed,
+        "errors": sum(errors.values()),
+        "errors_by_kind": dict(errors),
+        "latency_under_load": latency_summary(ok_ms),
+    }
+
+
+def bench_accuracy(http: httpx.Client, args: argparse.Namespace) -> dict:
+    # The library (and torch with it) loads only when this section runs.
+    from model_api.clip.data import load_cifar10
+    from model_api.clip.preprocess import tensor_to_image
+
+    data = load_cifar10(args.data)
+    count = min(args.accuracy_limit or len(data.test), len(data.test))
+    correct = 0
+    for image, label in zip(data.test.images[:count], data.test.labels[:count].tolist(), strict=True):
+        predictions = classify(http, encode(tensor_to_image(image), "PNG"), "image/png")["predictions"]
+        correct += predictions[0]["label"] == data.classes[label]
+    return {"images": count, "accuracy": correct / count, **compare_with_test_report(correct / count, count, args)}
+
+
+def compare_with_test_report(accuracy: float, images: int, args: argparse.Namespace) -> dict:
+    """Difference in points from `main.py --mode TEST`; held against the target only when both
+    saw the same number of images (a subset's accuracy is not the test accuracy)."""
+    path = args.test_report or args.checkpoint / "test_report.json"
+    if not path.exists():
+        return {"test_report": None}
+    report = json.loads(path.read_text())
+    diff = (accuracy - report["accuracy"]) * 100
+    comparison = {"test_report": str(path), "test_accuracy": report["accuracy"], "diff_points": diff}
+    if images == report["images"]:
+        comparison["abs_diff_points"] = abs(diff)
+    return comparison
+
+
+RUNNERS: dict[str, Callable[[httpx.Client, argparse.Namespace], dict]] = {
+    "search": bench_search,
+    "classify": bench_classify,
+    "large_jpeg": bench_large_jpeg,
+    "throughput": bench_throughput,
+    "accuracy": bench_accuracy,
+}
+
+
+# --- running and reporting -----------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict:
+    results: dict = {"machine": machine_info(), "checkpoint": str(args.checkpoint), "data": args.data}
+    if "startup" in args.only:
+        prepare_store(args.store_dir, empty=True)
+        with running_server(args) as (_, cold_s):
+            pass
+        results["startup"] = {"cold_s": cold_s}
+    prepare_store(args.store_dir, empty=False)
+    with running_server(args) as (base_url, ready_s), httpx.Client(base_url=base_url, timeout=args.timeout) as http:
+        if "startup" in args.only:
+            results["startup"]["cached_s"] = ready_s
+        info = http.get("/v1/info").json()
+        results["server"] = {key: info[key] for key in ("checkpoint_sha256", "embedding_dim", "gallery_size", "search")}
+        for name in args.only:
+            if name in RUNNERS:
+                print(f"running {name}...", file=sys.stderr, flush=True)
+                results[name] = RUNNERS[name](http, args)
+    return results
+
+
+def print_table(results: dict) -> None:
+    """One line per top-level figure of each section, with its target and verdict if it has one."""
+    print(f"{'section':<12} {'figure':<16} {'value':>12}  {'target':<10} verdict")
+    for section in SECTIONS:
+        for figure, value in results.get(section, {}).items():
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                continue
+            target, verdict = "", ""
+            if (section, figure) in TARGETS:
+                comparison, bound = TARGETS[section, figure]
+                target = f"{comparison} {bound:g}"
+                verdict = "PASS" if COMPARISONS[comparison](value, bound) else "FAIL"
+            print(f"{section:<12} {figure:<16} {value:>12.4g}  {target:<10} {verdict}")
+    machine = results["machine"]
+    print(
+        f"machine: {machine['cpus']} x {machine['cpu_model']}, torch {machine['torch']}, "
+        f"load average at start {machine['load_average_at_start'][0]:.1f}"
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    settings = Settings()  # the same defaults the server resolves from the environment and .env
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, default=settings.checkpoint)
+    parser.add_argument("--data", default=settings.data_source, help="dataset: local copy or hub name")
+    parser.add_argument(
+        "--store-dir",
+        type=Path,
+        default=REPO / ".cache" / "api-benchmark",
+        help="the server's store; the startup section empties it",
+    )
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated sections of {', '.join(SECTIONS)}")
+    parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument("--queries", type=int, default=2000, help="sequential text searches")
+    parser.add_argument("--top-k", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=300, help="32x32 PNG classifications")
+    parser.add_argument("--jpeg-repeats", type=int, default=30, help="4000x3000 JPEG classifications")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed requests before each latency section")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of sustained load")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--accuracy-limit", type=int, help="classify only the first N test images")
+    parser.add_argument(
+        "--test-report", type=Path, help="main.py --mode TEST report (default: CHECKPOINT/test_report.json)"
+    )
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    parser.add_argument("--ready-timeout", type=float, default=900.0, help="seconds to wait for /ready")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    requested = {name.strip() for name in args.only.split(",") if name.strip()}
+    if unknown := requested - set(SECTIONS):
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    # Always in SECTIONS order: search runs before throughput, whatever order was typed.
+    args.only = [name for name in SECTIONS if name in requested]
+    args.checkpoint, args.store_dir = args.checkpoint.resolve(), args.store_dir.resolve()
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    results = run(args)
+    print_table(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
