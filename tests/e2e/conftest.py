@@ -67,10 +67,11 @@ def screenshot(page: Page):
 
     def save(name: str) -> None:
         # Streamlit shows its "running" widget until the page script has finished, and Vega
-        # draws each chart into a canvas a moment after the chart element appears.
+        # draws each chart (canvas or SVG, its choice) a moment after the chart element appears.
         expect(page.get_by_test_id("stStatusWidget")).to_have_count(0)
+        expect(page.get_by_test_id("stSkeleton")).to_have_count(0)  # placeholders of elements not drawn yet
         charts = page.get_by_test_id("stVegaLiteChart")
-        expect(charts.locator("canvas")).to_have_count(charts.count())
+        expect(charts.locator("canvas, svg.marks")).to_have_count(charts.count())
         page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
 
     return save
