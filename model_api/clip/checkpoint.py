@@ -51,14 +51,31 @@ def read_config(directory: Path) -> dict[str, Any]:
         raise CheckpointError(f"unreadable {CONFIG_FILE} in {directory}: {error}") from error
 
 
+def check_weights_match_tower(model: Clip, weights: dict[str, Any], directory: Path) -> None:
+    """Weights saved with one text tower cannot be loaded into another: say which tower the
+    config names instead of listing every missing tensor."""
+    missing, unexpected = model.state_dict().keys() - weights.keys(), weights.keys() - model.state_dict().keys()
+    if missing or unexpected:
+        text = model.config.text
+        raise CheckpointError(
+            f"checkpoint {directory}: its weights do not fit the {text.kind!r} text tower its config names "
+            f"({text.model_name if text.kind == 'minilm' else 'trained from scratch'}); "
+            f"missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}"
+        )
+
+
 def load_checkpoint(directory: Path | str) -> tuple[Clip, dict[str, Any]]:
     """-> (model in eval mode, the config.json contents)."""
     directory = Path(directory)
     config = read_config(directory)
     try:
         model = Clip(ClipConfig.from_dict(config["model"]))
-        model.load_state_dict(load_file(str(directory / WEIGHTS_FILE)))
-    except Exception as error:  # safetensors, key and shape errors all mean "bad checkpoint"
+        weights = load_file(str(directory / WEIGHTS_FILE))
+        check_weights_match_tower(model, weights, directory)
+        model.load_state_dict(weights)
+    except CheckpointError:
+        raise
+    except Exception as error:  # safetensors, shape, config and text-tower errors all mean "cannot load"
         raise CheckpointError(f"cannot load checkpoint {directory}: {error}") from error
     return model.eval(), config
 

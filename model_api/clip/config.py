@@ -22,15 +22,30 @@ class ImageEncoderConfig:
     image_size: int = 32
 
 
+TEXT_ENCODER_KINDS = ("scratch", "minilm")
+
+
 @dataclass(frozen=True)
 class TextEncoderConfig:
-    """Which text tower to build: `scratch` (byte-level transformer trained from nothing)."""
+    """Which text tower to build.
+
+    `scratch`: a byte-level transformer trained from nothing (width, layers, heads, context_length).
+    `minilm`: a frozen pretrained sentence encoder (model_name, embedding_dim), LiT-style: only the
+    CLIP's text projection trains on top of it. Each kind ignores the other kind's fields.
+    """
 
     kind: str = "scratch"
     width: int = 128  # 256 wide cost 1 s per step of 256 captions on 2 cores; 128 ~4x less
     layers: int = 3
     heads: int = 4
     context_length: int = 48  # bytes incl. BOS/EOS; longer text is truncated
+    # Hub name of the sentence encoder: recorded so a checkpoint names the tower it needs.
+    model_name: str = "sentence-transformers/all-MiniLM-L6-v2"
+    embedding_dim: int = 384  # the sentence encoder's output size, checked when it loads
+
+    def __post_init__(self) -> None:
+        if self.kind not in TEXT_ENCODER_KINDS:
+            raise ValueError(f"unknown text encoder kind {self.kind!r}; expected one of {TEXT_ENCODER_KINDS}")
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,14 @@ from torch import nn
 
 from .config import ClipConfig
 from .image_encoder import ImageEncoder
-from .text_encoder import ScratchTextEncoder
+from .text_encoder import PretrainedTextEncoder, ScratchTextEncoder
 
 
-def build_text_encoder(config: ClipConfig) -> nn.Module:
-    if config.text.kind == "scratch":
-        return ScratchTextEncoder(config.text)
-    raise ValueError(f"unknown text encoder kind {config.text.kind!r}")
+def build_text_encoder(config: ClipConfig) -> ScratchTextEncoder | PretrainedTextEncoder:
+    """`TextEncoderConfig` validates the kind, so there is no third case."""
+    if config.text.kind == "minilm":
+        return PretrainedTextEncoder(config.text)
+    return ScratchTextEncoder(config.text)
 
 
 class Clip(nn.Module):
@@ -42,17 +43,19 @@ class Clip(nn.Module):
         """(B, 3, 32, 32) floats in [0, 1] -> (B, embed_dim) unit vectors."""
         return F.normalize(self.image_norm(self.image_projection(self.visual(images)).float()), dim=-1)
 
-    def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, T) token ids -> (B, embed_dim) unit vectors."""
-        return F.normalize(self.text_norm(self.text_projection(self.text(tokens)).float()), dim=-1)
+    def encode_prepared(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The text tower's prepared inputs (token ids or frozen embeddings) -> (B, embed_dim) unit vectors."""
+        return F.normalize(self.text_norm(self.text_projection(self.text(inputs)).float()), dim=-1)
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         device = self.logit_scale.device
-        return self.encode_tokens(self.text.tokenize(texts).to(device))
+        return self.encode_prepared(self.text.prepare(texts).to(device))
 
     def scale(self) -> torch.Tensor:
         """exp(logit_scale), clamped as in CLIP so the temperature cannot collapse."""
         return self.logit_scale.exp().clamp(max=self.config.max_logit_scale)
 
-    def forward(self, images: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.encode_image(images), self.encode_tokens(tokens), self.scale()
+    def forward(
+        self, images: torch.Tensor, text_inputs: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.encode_image(images), self.encode_prepared(text_inputs), self.scale()

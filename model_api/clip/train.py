@@ -92,11 +92,13 @@ def lr_factor(step: int, total: int, recipe: TrainConfig) -> float:
 
 
 class CaptionSampler:
-    """Draws a random training caption for each requested label, as pre-tokenised rows."""
+    """Draws a random training caption for each requested label, as rows of the text tower's
+    prepared inputs. Preparing the finite caption set once is what makes a frozen pretrained
+    tower cheap: its forward pass runs once per run, not once per step."""
 
     def __init__(self, model: Clip, classes: tuple[str, ...]) -> None:
         captions, labels = training_captions(classes)
-        self.tokens = model.text.tokenize(captions)  # (C, T)
+        self.inputs = model.text.prepare(captions)  # (C, T) token ids or (C, E) frozen embeddings
         labels_tensor = torch.tensor(labels)
         self.by_class = [torch.nonzero(labels_tensor == c).squeeze(1) for c in range(len(classes))]
 
@@ -105,7 +107,7 @@ class CaptionSampler:
             pool[torch.randint(len(pool), (1,), generator=generator)]
             for pool in (self.by_class[int(label)] for label in labels)
         ]
-        return self.tokens[torch.cat(picks)]
+        return self.inputs[torch.cat(picks)]
 
 
 class WeightAverager:
@@ -189,9 +191,9 @@ class Trainer:
 
     def train_step(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> float:
         caption_labels = labels[: self.recipe.captions_per_step]
-        tokens = self.captions.sample(caption_labels, generator)
+        text_inputs = self.captions.sample(caption_labels, generator)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.recipe.bf16):
-            image_emb, text_emb, scale = self.model(images, tokens)
+            image_emb, text_emb, scale = self.model(images, text_inputs)
         loss = self.loss_fn(image_emb, text_emb, scale, labels, caption_labels)
         for optimizer in self.optimizers.all():
             optimizer.zero_grad(set_to_none=True)
@@ -253,7 +255,7 @@ class Trainer:
 
     def metadata(self, record: dict[str, Any]) -> dict[str, Any]:
         return {
-            "tokenizer": self.model.text.tokenizer.name,
+            "tokenizer": self.model.text.tokenizer_name,
             "classes": list(self.data.classes),
             "templates": list(TEMPLATES),
             "train": self.recipe.to_dict(),

@@ -5,7 +5,8 @@ import torch
 
 from model_api.clip.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from model_api.clip.model import Clip
-from tests.conftest import TINY_MODEL
+from model_api.clip.text_encoder import MODEL_PATH_ENV
+from tests.conftest import TINY_MINILM_MODEL, TINY_MODEL
 
 
 def test_round_trip_gives_identical_outputs(tmp_path) -> None:
@@ -45,3 +46,27 @@ def test_weights_file_holds_no_pickle(tmp_path) -> None:
     assert not list(tmp_path.glob("*.pt")) and not list(tmp_path.glob("*.pkl"))
     header_size = int.from_bytes((tmp_path / "model.safetensors").read_bytes()[:8], "little")
     assert json.loads((tmp_path / "model.safetensors").read_bytes()[8 : 8 + header_size])
+
+
+def test_checkpoint_records_its_text_tower(tmp_path) -> None:
+    save_checkpoint(Clip(TINY_MINILM_MODEL), tmp_path, {})
+    text = json.loads((tmp_path / "config.json").read_text())["model"]["text"]
+    assert text["kind"] == "minilm" and text["model_name"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert load_checkpoint(tmp_path)[0].config.text.kind == "minilm"
+
+
+@pytest.mark.parametrize(("saved", "claimed"), [(TINY_MODEL, "minilm"), (TINY_MINILM_MODEL, "scratch")])
+def test_weights_of_another_text_tower_are_refused(tmp_path, saved, claimed) -> None:
+    save_checkpoint(Clip(saved), tmp_path, {})
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["model"]["text"]["kind"] = claimed
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=f"do not fit the '{claimed}' text tower"):
+        load_checkpoint(tmp_path)
+
+
+def test_minilm_checkpoint_without_its_encoder_names_the_path(tmp_path, monkeypatch) -> None:
+    save_checkpoint(Clip(TINY_MINILM_MODEL), tmp_path / "ckpt", {})
+    monkeypatch.setenv(MODEL_PATH_ENV, str(tmp_path / "gone"))
+    with pytest.raises(CheckpointError, match=f"{MODEL_PATH_ENV}={tmp_path / 'gone'}"):
+        load_checkpoint(tmp_path / "ckpt")

@@ -18,8 +18,8 @@ def test_towers_return_unit_vectors_of_the_embedding_size() -> None:
 
 def test_forward_returns_embeddings_and_clamped_scale() -> None:
     model = Clip(TINY_MODEL)
-    tokens = model.text.tokenize(["a", "b"])
-    image_embeddings, text_embeddings, scale = model(torch.rand(4, 3, 32, 32), tokens)
+    text_inputs = model.text.prepare(["a", "b"])
+    image_embeddings, text_embeddings, scale = model(torch.rand(4, 3, 32, 32), text_inputs)
     assert image_embeddings.shape == (4, TINY_MODEL.embed_dim) and text_embeddings.shape == (2, TINY_MODEL.embed_dim)
     with torch.no_grad():
         model.logit_scale.fill_(10.0)

@@ -5,7 +5,7 @@ import torch
 
 from model_api.clip.checkpoint import load_checkpoint
 from model_api.clip.train import STATE_FILE, Trainer, lr_factor
-from tests.conftest import TINY_MODEL, TINY_RECIPE
+from tests.conftest import TINY_MINILM_MODEL, TINY_MODEL, TINY_RECIPE
 
 
 def test_tiny_run_lowers_the_loss_and_writes_a_loadable_checkpoint(tiny_run) -> None:
@@ -41,3 +41,12 @@ def test_learning_rate_schedule_is_triangular() -> None:
     peak = max(range(101), key=factors.__getitem__)
     assert factors[0] == 0.2 and abs(factors[100] - TINY_RECIPE.final_lr_fraction) < 1e-9
     assert 20 <= peak <= 25
+
+
+def test_tiny_run_with_the_pretrained_text_tower(tiny_data, tmp_path) -> None:
+    Trainer(tiny_data, TINY_MINILM_MODEL, replace(TINY_RECIPE, epochs=6), tmp_path).fit()
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history[-1]["loss"] < history[0]["loss"]
+    model, config = load_checkpoint(tmp_path / "best")
+    assert config["model"]["text"]["kind"] == "minilm" and config["tokenizer"] == config["model"]["text"]["model_name"]
+    assert (tmp_path / "best" / "model.safetensors").stat().st_size < 1_000_000  # frozen encoder not saved
