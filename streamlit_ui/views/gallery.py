@@ -43,7 +43,7 @@ source = st.radio("Show", list(SOURCES), format_func=SOURCES.get, horizontal=Tru
 page = st.number_input("Page", min_value=1, value=1, step=1, key="gallery_page")
 listing = call("Loading the gallery…", client.gallery_page, (page - 1) * PAGE_SIZE, PAGE_SIZE, source)
 pages = max(1, math.ceil(listing["total"] / PAGE_SIZE))
-st.caption(f"Page {page} of {pages} · {listing['total']} images")
+st.caption(f"Page {page} of {pages:,} · {listing['total']:,} images")
 if not listing["items"]:
     st.info("Nothing on this page. An empty gallery means the API has no dataset: see the Model page.")
     st.stop()

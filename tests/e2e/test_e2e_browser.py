@@ -25,7 +25,7 @@ def test_home_shows_ready_api_and_model_card(app, page, screenshot):
     url, _ = app
     page.goto(url)
     expect(page.get_by_text("The API is ready.")).to_be_visible()
-    expect(page.get_by_text("Gallery images")).to_be_visible()
+    expect(page.get_by_text("Gallery images", exact=True)).to_be_visible()
     screenshot("home")
 
 
