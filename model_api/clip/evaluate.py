@@ -18,13 +18,22 @@ def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, num_classe
     return torch.bincount(flat, minlength=num_classes**2).view(num_classes, num_classes)
 
 
-def retrieval_metrics(similarity: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """similarity: (Q, N) query x gallery, query q looks for gallery items of class q.
-
-    Returns mean precision@10, precision@100 and mean average precision over the queries.
-    """
+def ranked_relevance(
+    similarity: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None
+) -> torch.Tensor:
+    """similarity: (Q, N) query x gallery; query q looks for gallery items of class targets[q]
+    (default: class q). -> (Q, N) 1.0 where the item at that rank is relevant, best rank first."""
+    targets = torch.arange(len(similarity)) if targets is None else targets
     order = similarity.argsort(dim=1, descending=True)  # (Q, N)
-    relevant = (labels[order] == torch.arange(len(similarity))[:, None]).float()  # (Q, N)
+    return (labels[order] == targets[:, None]).float()
+
+
+def retrieval_metrics(
+    similarity: torch.Tensor, labels: torch.Tensor, targets: torch.Tensor | None = None
+) -> dict[str, float]:
+    """Mean precision@10, precision@100 and mean average precision over the queries
+    (arguments as in `ranked_relevance`)."""
+    relevant = ranked_relevance(similarity, labels, targets)  # (Q, N)
     hits = relevant.cumsum(dim=1)
     ranks = torch.arange(1, relevant.shape[1] + 1)
     average_precision = (relevant * hits / ranks).sum(dim=1) / relevant.sum(dim=1).clamp(min=1)

@@ -1,0 +1,142 @@
+"""Open-vocabulary search quality of a checkpoint: queries the text tower never trained on.
+
+  python benchmarks/open_vocab_benchmark.py --checkpoint DIR [--queries FILE] [--json OUT.json]
+
+Reports mean precision@10 over the 10,000 CIFAR-10 test images for the queries in
+`open_vocab_queries.json` (synonyms, hyponyms, descriptions, misspellings, casing), the queries
+that miss, class-prompt retrieval and zero-shot accuracy (`model_api.clip.evaluate`), the median
+text-encoding latency of one query at a time (uncached: what a new query costs the API), and the
+process's peak RSS after loading the checkpoint. Data comes from $CIFAR10_DATA (or --data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from model_api.clip.checkpoint import load_checkpoint  # noqa: E402
+from model_api.clip.data import load_cifar10  # noqa: E402
+from model_api.clip.evaluate import evaluate, ranked_relevance, retrieval_metrics  # noqa: E402
+from model_api.clip.inference import embed_images, embed_texts, prepare_for_inference  # noqa: E402
+from model_api.clip.model import Clip  # noqa: E402
+
+QUERIES = Path(__file__).with_name("open_vocab_queries.json")
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def load_queries(path: Path, classes: tuple[str, ...]) -> tuple[list[dict[str, str]], torch.Tensor]:
+    """-> (query records, (Q,) index of each query's expected class)."""
+    queries = json.loads(path.read_text())["queries"]
+    unknown = {query["class"] for query in queries} - set(classes)
+    if unknown:
+        raise SystemExit(f"{path}: classes {sorted(unknown)} are not in the dataset's {classes}")
+    return queries, torch.tensor([classes.index(query["class"]) for query in queries])
+
+
+def text_latency_ms(model: Clip, texts: list[str]) -> float:
+    """Median over the texts of encoding one text alone, after one warm-up."""
+    embed_texts(model, texts[:1])
+    timings = []
+    for text in texts:
+        started = time.perf_counter()
+        embed_texts(model, [text])
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings) * 1000
+
+
+def per_query_results(
+    queries: list[dict[str, str]],
+    similarity: torch.Tensor,
+    labels: torch.Tensor,
+    targets: torch.Tensor,
+    classes: tuple[str, ...],
+) -> list[dict[str, Any]]:
+    """P@10 of each query and the class most of its top 10 came from."""
+    top10 = similarity.topk(10, dim=1).indices  # (Q, 10)
+    precision = ranked_relevance(similarity, labels, targets)[:, :10].mean(dim=1)  # (Q,)
+    return [
+        {
+            **query,
+            "precision_at_10": round(p, 3),
+            "top10_majority": classes[Counter(labels[row].tolist()).most_common(1)[0][0]],
+        }
+        for query, p, row in zip(queries, precision.tolist(), top10, strict=True)
+    ]
+
+
+def run(checkpoint: Path, queries_path: Path, data_source: str | None) -> dict[str, Any]:
+    model, config = load_checkpoint(checkpoint)
+    model = prepare_for_inference(model)
+    rss_after_load = peak_rss_mib()
+    data = load_cifar10(data_source)
+    queries, targets = load_queries(queries_path, data.classes)
+    image_embeddings = embed_images(model, data.test.images)  # (N, D)
+    similarity = embed_texts(model, [query["query"] for query in queries]) @ image_embeddings.T  # (Q, N)
+    per_query = per_query_results(queries, similarity, data.test.labels, targets, data.classes)
+    by_kind = {
+        kind: statistics.mean(r["precision_at_10"] for r in per_query if r["kind"] == kind)
+        for kind in sorted({query["kind"] for query in queries})
+    }
+    class_prompts = evaluate(model, data.test, data.classes)
+    return {
+        "checkpoint": str(checkpoint),
+        "text_encoder": config["model"]["text"]["kind"],
+        "test_images": len(data.test),
+        "open_vocab": {**retrieval_metrics(similarity, data.test.labels, targets), "queries": len(queries)},
+        "open_vocab_precision_at_10_by_kind": by_kind,
+        "class_prompts": class_prompts["retrieval"],
+        "zero_shot_accuracy": class_prompts["accuracy"],
+        "text_query_ms_median": text_latency_ms(model, [query["query"] for query in queries]),
+        "peak_rss_mib_after_load": rss_after_load,
+        "torch_threads": torch.get_num_threads(),
+        "per_query": per_query,
+    }
+
+
+def print_summary(results: dict[str, Any]) -> None:
+    open_vocab, prompts = results["open_vocab"], results["class_prompts"]
+    print(f"{results['checkpoint']} ({results['text_encoder']} text tower), {results['test_images']} test images")
+    print(f"open-vocab P@10 {open_vocab['precision_at_10']:.3f} over {open_vocab['queries']} queries")
+    print("  by kind: " + ", ".join(f"{k} {v:.3f}" for k, v in results["open_vocab_precision_at_10_by_kind"].items()))
+    print(f"class prompts: P@10 {prompts['precision_at_10']:.3f}  P@100 {prompts['precision_at_100']:.3f}")
+    print(f"zero-shot accuracy {results['zero_shot_accuracy']:.4f}")
+    print(f"text query {results['text_query_ms_median']:.1f} ms (median, one at a time)")
+    print(f"peak RSS after loading {results['peak_rss_mib_after_load']:.0f} MiB")
+    misses = sorted((r for r in results["per_query"] if r["precision_at_10"] < 1), key=lambda r: r["precision_at_10"])
+    print(f"queries below P@10 1.0 ({len(misses)}):")
+    for r in misses:
+        print(
+            f"  {r['precision_at_10']:.1f}  {r['query']!r:<45} want {r['class']:<10} got mostly {r['top10_majority']}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--queries", type=Path, default=QUERIES)
+    parser.add_argument("--data", help="dataset source (default: $CIFAR10_DATA, else the hub)")
+    parser.add_argument("--json", type=Path, help="write every figure and the per-query results here")
+    args = parser.parse_args()
+    results = run(args.checkpoint, args.queries, args.data)
+    print_summary(results)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The open-vocabulary evaluation set must test language the text tower never trained on."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from model_api.clip.prompts import CIFAR10_CLASSES, training_captions
+
+QUERIES = Path(__file__).resolve().parents[2] / "benchmarks" / "open_vocab_queries.json"
+
+
+def normalised(text: str) -> str:
+    """Case, spacing and a final full stop do not make a query new."""
+    return " ".join(text.lower().split()).rstrip(".")
+
+
+@pytest.fixture(scope="module")
+def queries() -> list[dict]:
+    return json.loads(QUERIES.read_text())["queries"]
+
+
+def test_at_least_60_queries_cover_every_class(queries) -> None:
+    assert len(queries) >= 60
+    assert {query["class"] for query in queries} == set(CIFAR10_CLASSES)
+
+
+def test_no_query_is_a_training_caption(queries) -> None:
+    captions = {normalised(caption) for caption in training_captions()[0]}
+    assert [query["query"] for query in queries if normalised(query["query"]) in captions] == []
+
+
+def test_every_kind_of_query_is_present(queries) -> None:
+    assert {query["kind"] for query in queries} == {"synonym", "hyponym", "description", "misspelling", "casing"}
+
+
+def test_benchmark_reports_every_figure(tiny_checkpoint, tiny_data_dir, isolated_cache, tmp_path) -> None:
+    report = tmp_path / "open_vocab.json"
+    env = {**os.environ, "CIFAR10_DATA": str(tiny_data_dir), "CLIP_CACHE_DIR": str(isolated_cache)}
+    script = QUERIES.with_name("open_vocab_benchmark.py")
+    command = [sys.executable, str(script), "--checkpoint", str(tiny_checkpoint), "--json", str(report)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(report.read_text())
+    assert figures["test_images"] == 50 and figures["text_encoder"] == "scratch"
+    assert 0 <= figures["open_vocab"]["precision_at_10"] <= 1 and 0 <= figures["zero_shot_accuracy"] <= 1
+    assert figures["text_query_ms_median"] > 0 and figures["peak_rss_mib_after_load"] > 0
+    assert len(figures["per_query"]) == figures["open_vocab"]["queries"]
+    assert "open-vocab P@10" in result.stdout
