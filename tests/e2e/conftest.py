@@ -44,7 +44,9 @@ def app(request: pytest.FixtureRequest) -> tuple[str, str]:
     return request.getfixturevalue("web_stack").url, API_KEY
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API holds an event loop until it stops, which would break
+# asyncio in tests that run after these.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

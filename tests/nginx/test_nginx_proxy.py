@@ -1,10 +1,10 @@
 """Nginx in front of the launched stack: routing, WebSocket upgrade, body limit, rate limit."""
 
-import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
-from websockets.asyncio.client import connect
+from websockets.sync.client import connect
 
 from tests.stack import MAX_UPLOAD_BYTES, RATE_BURST
 
@@ -32,13 +32,10 @@ def test_json_is_gzipped(web_stack):
 
 
 def test_websocket_upgrade_reaches_streamlit(web_stack):
-    async def handshake() -> int:
-        url = web_stack.url.replace("http://", "ws://") + "/_stcore/stream"
-        # Streamlit's browser client asks for this subprotocol; the server insists on it.
-        async with connect(url, subprotocols=["streamlit"], open_timeout=10) as socket:
-            return socket.response.status_code
-
-    assert asyncio.run(handshake()) == 101
+    url = web_stack.url.replace("http://", "ws://") + "/_stcore/stream"
+    # Streamlit's browser client asks for this subprotocol; the server insists on it.
+    with connect(url, subprotocols=["streamlit"], open_timeout=10) as socket:
+        assert socket.response.status_code == 101
 
 
 def test_oversized_upload_gets_413_from_nginx(web_stack):
@@ -50,11 +47,10 @@ def test_oversized_upload_gets_413_from_nginx(web_stack):
 
 
 def test_burst_gets_429_then_recovers(web_stack):
-    async def burst() -> list[httpx.Response]:
-        async with httpx.AsyncClient(base_url=web_stack.url, timeout=30) as http:
-            return await asyncio.gather(*(http.get("/api/health") for _ in range(3 * RATE_BURST)))
-
-    responses = asyncio.run(burst())
+    # Threads, not asyncio: the requests must be in flight together, and this test may run in a
+    # process where another library (Playwright's sync API) already owns the event loop.
+    with httpx.Client(base_url=web_stack.url, timeout=30) as http, ThreadPoolExecutor(3 * RATE_BURST) as pool:
+        responses = list(pool.map(lambda _: http.get("/api/health"), range(3 * RATE_BURST)))
     statuses = [response.status_code for response in responses]
     assert statuses.count(200) >= RATE_BURST
     assert statuses.count(429) >= RATE_BURST // 2
