@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from model_api.clip.config import TEXT_ENCODER_KINDS  # no torch import: --help stays fast
+from model_api.clip.config import TEXT_ENCODER_KINDS, TrainConfig  # no torch import: --help stays fast
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "clip-cifar10"
 
@@ -29,10 +29,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="checkpoint directory")
     parser.add_argument("--data", help="dataset: hub name or local copy (default: $CIFAR10_DATA, else uoft-cs/cifar10)")
     train = parser.add_argument_group("TRAIN")
-    train.add_argument("--epochs", type=int, default=18)
-    train.add_argument("--batch-size", type=int, default=1024)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--val-size", type=int, default=5000, help="train images held out for model selection")
+    train.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    train.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    train.add_argument("--seed", type=int, default=TrainConfig.seed)
+    train.add_argument(
+        "--val-size", type=int, default=TrainConfig.val_size, help="train images held out for model selection"
+    )
     train.add_argument("--output", type=Path, default=Path("runs/train"), help="run directory")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT/last_state.pt")
     train.add_argument(
@@ -54,7 +56,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from model_api.clip.config import ClipConfig, TextEncoderConfig, TrainConfig
+    from model_api.clip.config import ClipConfig, TextEncoderConfig
     from model_api.clip.data import load_cifar10
     from model_api.clip.train import Trainer
 
@@ -73,7 +75,7 @@ def run_train(args: argparse.Namespace) -> None:
 
 def run_test(args: argparse.Namespace) -> None:
     from model_api.clip import plots
-    from model_api.clip.checkpoint import load_checkpoint
+    from model_api.clip.checkpoint import load_checkpoint, weights_sha256
     from model_api.clip.data import load_cifar10
     from model_api.clip.evaluate import evaluate
     from model_api.clip.inference import prepare_for_inference
@@ -81,7 +83,9 @@ def run_test(args: argparse.Namespace) -> None:
     model, config = load_checkpoint(args.checkpoint)
     data = load_cifar10(args.data)
     report = evaluate(prepare_for_inference(model), data.test, data.classes)
-    report.update(checkpoint=str(args.checkpoint), data_source=data.source)
+    report.update(
+        checkpoint=str(args.checkpoint), checkpoint_sha256=weights_sha256(args.checkpoint), data_source=data.source
+    )
     print_report(report)
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)

@@ -77,7 +77,7 @@ class TrainConfig:
     for the SGD-trained image tower; the text tower and projections use AdamW, which suits
     transformers far better than plain SGD."""
 
-    epochs: int = 20
+    epochs: int = 18
     batch_size: int = 1024
     seed: int = 0
     val_size: int = 5000

@@ -231,8 +231,10 @@ class Trainer:
         while self.epoch < self.recipe.epochs:
             record = self.run_epoch()
             self.epoch += 1
-            if self.epoch == self.recipe.epochs:
-                self.averager.update(self.model, decay=1.0)  # finish on the averaged weights
+            if self.epoch == self.recipe.epochs and self.recipe.epochs > self.recipe.ema_start_epoch:
+                # Finish on the averaged weights; with too few epochs no averaging ran and the
+                # average still holds the untrained initial weights.
+                self.averager.update(self.model, decay=1.0)
             record.update(
                 epoch=self.epoch, val_accuracy=zero_shot_accuracy(self.model, self.val_split, self.data.classes)
             )
