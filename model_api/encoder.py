@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .clip.checkpoint import load_checkpoint, weights_sha256
+from .clip.checkpoint import load_checkpoint, read_metrics, weights_sha256
 from .clip.inference import embed_images, embed_labels, embed_texts, label_probabilities, prepare_for_inference
 from .clip.model import Clip
 
@@ -49,18 +49,19 @@ class LruCache:
 
 
 class ClipService:
-    def __init__(self, model: Clip, config: dict[str, Any], checkpoint: Path, sha256: str, cache_size: int) -> None:
+    def __init__(self, model: Clip, config: dict[str, Any], checkpoint: Path, cache_size: int) -> None:
         self.model = prepare_for_inference(model)
         self.config = config
         self.checkpoint = checkpoint
-        self.sha256 = sha256
+        self.sha256 = weights_sha256(checkpoint)
+        self.metrics = read_metrics(checkpoint)  # read once: /v1/info serves them on every page view
         self._texts = LruCache(cache_size)
         self._labels = LruCache(cache_size)
 
     @classmethod
     def load(cls, checkpoint: Path, cache_size: int) -> ClipService:
         model, config = load_checkpoint(checkpoint)
-        return cls(model, config, checkpoint, weights_sha256(checkpoint), cache_size)
+        return cls(model, config, checkpoint, cache_size)
 
     @property
     def classes(self) -> list[str]:

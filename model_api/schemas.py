@@ -168,7 +168,9 @@ class Info(BaseModel):
     embedding_dim: int = Field(description="Size of the embedding vectors.")
     gallery_size: int = Field(description="Items searchable now (0 while loading).")
     dataset: str = Field(description="Whether the dataset's test split is in the gallery, and if not why.")
-    metrics: dict[str, Any] = Field(description="The metrics stored with the checkpoint (TEST accuracy etc.).")
+    metrics: dict[str, Any] = Field(
+        description="Training metrics from the checkpoint; under `test`, the TEST report measured on these weights."
+    )
     search: Literal["exact", "faiss-ivf"] = Field(description="How the index searches at the current size.")
 
 

@@ -19,6 +19,7 @@ from .model import Clip
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+TEST_REPORT_FILE = "test_report.json"  # `main.py --mode TEST --report` beside the weights
 
 
 class CheckpointError(RuntimeError):
@@ -86,3 +87,18 @@ def weights_sha256(directory: Path | str) -> str:
         for block in iter(lambda: weights.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_metrics(directory: Path | str) -> dict[str, Any]:
+    """The training metrics from config.json and, under "test", the TEST report kept beside the
+    weights, but only if it was measured on these very weights (a retrained checkpoint's old
+    report would otherwise pass for its own)."""
+    directory = Path(directory)
+    metrics = dict(read_config(directory).get("metrics", {}))
+    try:
+        report = json.loads((directory / TEST_REPORT_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return metrics
+    if report.get("checkpoint_sha256") == weights_sha256(directory):
+        metrics["test"] = report
+    return metrics

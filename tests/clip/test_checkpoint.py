@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from model_api.clip.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from model_api.clip.checkpoint import CheckpointError, load_checkpoint, read_metrics, save_checkpoint, weights_sha256
 from model_api.clip.model import Clip
 from model_api.clip.text_encoder import MODEL_PATH_ENV
 from tests.conftest import TINY_MINILM_MODEL, TINY_MODEL
@@ -18,6 +18,16 @@ def test_round_trip_gives_identical_outputs(tmp_path) -> None:
         torch.testing.assert_close(loaded.encode_image(images), model.encode_image(images), rtol=0, atol=0)
         torch.testing.assert_close(loaded.encode_text(["x", "yz"]), model.encode_text(["x", "yz"]), rtol=0, atol=0)
     assert config["classes"] == ["a", "b"] and config["model"]["embed_dim"] == TINY_MODEL.embed_dim
+
+
+def test_metrics_include_a_test_report_only_for_these_weights(tmp_path) -> None:
+    save_checkpoint(Clip(TINY_MODEL), tmp_path, {"metrics": {"val_accuracy": 0.5}})
+    assert read_metrics(tmp_path) == {"val_accuracy": 0.5}
+    report = {"accuracy": 0.9, "checkpoint_sha256": weights_sha256(tmp_path)}
+    (tmp_path / "test_report.json").write_text(json.dumps(report))
+    assert read_metrics(tmp_path) == {"val_accuracy": 0.5, "test": report}
+    save_checkpoint(Clip(TINY_MODEL), tmp_path, {"metrics": {"val_accuracy": 0.6}})  # retrained: report is stale
+    assert read_metrics(tmp_path) == {"val_accuracy": 0.6}
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path) -> None:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from model_api.clip.checkpoint import weights_sha256
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -46,6 +48,7 @@ def test_test_mode_prints_and_writes_the_report(run, tiny_checkpoint, tmp_path) 
     assert metrics["images"] == 50 and 0 <= metrics["accuracy"] <= 1
     assert set(metrics["retrieval"]) == {"precision_at_10", "precision_at_100", "mean_average_precision"}
     assert len(metrics["confusion_matrix"]) == 10 and metrics["images_per_s"] > 0
+    assert metrics["checkpoint_sha256"] == weights_sha256(tiny_checkpoint)
     assert "accuracy" in result.stdout and "confusion matrix" in result.stdout
     assert (tmp_path / "report_confusion.png").stat().st_size > 1000
 

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+import shutil
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -27,7 +30,16 @@ def test_info_describes_model_and_gallery(client, tiny_checkpoint, tiny_data):
     assert info["gallery_size"] == len(tiny_data.test)
     assert info["architecture"]["embed_dim"] == 16
     assert "val_accuracy" in info["metrics"]
+    assert "test" not in info["metrics"]  # no TEST report beside the tiny checkpoint
     assert info["search"] == "exact"
+
+
+def test_info_serves_the_test_report_kept_with_the_checkpoint(serve, make_settings, tiny_checkpoint, tmp_path):
+    checkpoint = shutil.copytree(tiny_checkpoint, tmp_path / "checkpoint")
+    report = {"accuracy": 0.91, "checkpoint_sha256": weights_sha256(checkpoint)}
+    (checkpoint / "test_report.json").write_text(json.dumps(report))
+    client = serve(make_settings(checkpoint=checkpoint, data_dir=None))
+    assert client.get("/v1/info").json()["metrics"]["test"] == report
 
 
 def test_metrics_count_requests_by_route_template(client):
