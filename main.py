@@ -112,7 +112,7 @@ def print_report(report: dict) -> None:
 
 
 def inference_image(args: argparse.Namespace):
-    """-> (3, 32, 32) uint8 tensor and a PIL image to display."""
+    """-> (3, 32, 32) uint8 tensor, a PIL image to display, and what the image is."""
     from model_api.clip.data import load_cifar10
     from model_api.clip.preprocess import bytes_to_tensor, open_image, tensor_to_image, to_rgb
 
@@ -123,12 +123,14 @@ def inference_image(args: argparse.Namespace):
             data = args.image.read_bytes()
         except OSError as error:
             raise UsageError(f"cannot read {args.image}: {error.strerror or error}") from error
-        return bytes_to_tensor(data), to_rgb(open_image(data))
-    test = load_cifar10(args.data).test
+        return bytes_to_tensor(data), to_rgb(open_image(data)), str(args.image)
+    cifar = load_cifar10(args.data)
+    test = cifar.test
     index = 0 if args.idx is None else args.idx
     if not 0 <= index < len(test):
         raise UsageError(f"--idx {index} is out of range: the test set has {len(test)} images (0..{len(test) - 1})")
-    return test.images[index], tensor_to_image(test.images[index])
+    truth = cifar.classes[int(test.labels[index])]
+    return test.images[index], tensor_to_image(test.images[index]), f"test image {index} (labelled {truth})"
 
 
 def run_inference(args: argparse.Namespace) -> None:
@@ -143,7 +145,8 @@ def run_inference(args: argparse.Namespace) -> None:
         raise UsageError("--topk must be at least 1")
     model, config = load_checkpoint(args.checkpoint)
     labels = labels or config["classes"]
-    image, display = inference_image(args)
+    image, display, description = inference_image(args)
+    print(description)
     probabilities = label_probabilities(model, embed_images(model, image[None]), embed_labels(model, labels))[0]
     ranked = sorted(zip(labels, probabilities.tolist(), strict=False), key=lambda pair: -pair[1])[: args.topk]
     for rank, (label, score) in enumerate(ranked, 1):

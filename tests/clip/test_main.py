@@ -56,7 +56,8 @@ def test_test_mode_prints_and_writes_the_report(run, tiny_checkpoint, tmp_path) 
 def test_inference_on_a_test_index_ranks_the_classes(run, tiny_checkpoint) -> None:
     result = run("--checkpoint", str(tiny_checkpoint), "--idx", "3", "--topk", "3")
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.strip().splitlines()
+    description, *lines = result.stdout.strip().splitlines()
+    assert description.startswith("test image 3 (labelled ")
     assert len(lines) == 3 and lines[0].startswith("1. ")
     scores = [float(line.split()[-1]) for line in lines]
     assert scores == sorted(scores, reverse=True)
@@ -79,7 +80,9 @@ def test_inference_on_a_file_with_custom_labels_saves_a_chart(run, tiny_checkpoi
         str(chart),
     )
     assert result.returncode == 0, result.stderr
-    labels = {line.split()[1] + " " + line.split()[2] for line in result.stdout.splitlines()[:2]}
+    description, *lines = result.stdout.splitlines()
+    assert description == str(image)
+    labels = {line.split()[1] + " " + line.split()[2] for line in lines[:2]}
     assert labels == {"red thing", "blue thing"}
     assert chart.stat().st_size > 1000
 
