@@ -168,6 +168,7 @@ class Info(BaseModel):
     embedding_dim: int = Field(description="Size of the embedding vectors.")
     gallery_size: int = Field(description="Items searchable now (0 while loading).")
     dataset: str = Field(description="Whether the dataset's test split is in the gallery, and if not why.")
+    dataset_loaded: bool = Field(description="True once the dataset's test split is in the gallery.")
     metrics: dict[str, Any] = Field(
         description="Training metrics from the checkpoint; under `test`, the TEST report measured on these weights."
     )

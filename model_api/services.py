@@ -24,6 +24,7 @@ class Services:
         self.clip: ClipService | None = None
         self.gallery: Gallery | None = None
         self.dataset_status = "not loaded yet"
+        self.dataset_loaded = False
         self.error: str | None = None
         self.load_seconds: float | None = None
 
@@ -60,6 +61,7 @@ class Services:
             log.warning("%s", self.dataset_status)
             return None
         self.dataset_status = f"loaded {len(data.test)} test images from {data.source}"
+        self.dataset_loaded = True
         return DatasetGallery(data.test, data.classes, data.fingerprint)
 
     @property

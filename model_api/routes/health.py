@@ -39,6 +39,7 @@ async def info(clip: ClipDep, services: ServicesDep) -> Info:
         embedding_dim=clip.dim,
         gallery_size=len(gallery) if gallery else 0,
         dataset=services.dataset_status,
+        dataset_loaded=services.dataset_loaded,
         metrics=clip.metrics,
         search="exact" if gallery is None or len(gallery) <= gallery.index.exact_max else "faiss-ivf",
     )

@@ -28,8 +28,7 @@ except client.ApiError as error:
     st.button("Check again", key="home_recheck")
 
 card = call("Reading the model card…", info)
-# The API states the dataset as a sentence: "loaded N test images from ..." or why not.
-if not card["dataset"].startswith("loaded"):
+if not card["dataset_loaded"]:
     st.info(
         f"The gallery holds only uploaded images: the dataset is {card['dataset']}. "
         "Start the API with `CIFAR10_DATA=/path/to/cifar10` (a local copy of the `uoft-cs/cifar10` parquet "
@@ -37,7 +36,7 @@ if not card["dataset"].startswith("loaded"):
         icon=":material/info:",
     )
 
-# evaluate()'s output for the TEST split, stored in the checkpoint by `main.py --mode TEST`.
+# The TEST report kept beside the checkpoint (`main.py --mode TEST --report CHECKPOINT/test_report.json`).
 test = card["metrics"].get("test")
 columns = st.columns(4)
 columns[0].metric("Test accuracy (zero-shot)", f"{test['accuracy']:.1%}" if test else "not measured")

@@ -24,7 +24,7 @@ def test_starts_without_a_dataset_and_stops_on_ctrl_c(tiny_checkpoint, tmp_path,
     try:
         assert "${" not in (stack.run_dir / "default.conf").read_text()
         info = stack.get("/api/v1/info").json()
-        assert info["gallery_size"] == 0 and not info["dataset"].startswith("loaded")
+        assert info["gallery_size"] == 0 and info["dataset_loaded"] is False
         picture = png_bytes(synthetic_image(2, np.random.default_rng(2)))
         classified = httpx.post(stack.url + "/api/v1/classify", files={"file": ("a.png", picture)}, timeout=30)
         assert classified.status_code == 200 and len(classified.json()["predictions"]) == 10

@@ -28,6 +28,7 @@ def test_info_describes_model_and_gallery(client, tiny_checkpoint, tiny_data):
     assert info["classes"] == list(tiny_data.classes)
     assert info["embedding_dim"] == 16
     assert info["gallery_size"] == len(tiny_data.test)
+    assert info["dataset_loaded"] is True
     assert info["architecture"]["embed_dim"] == 16
     assert "val_accuracy" in info["metrics"]
     assert "test" not in info["metrics"]  # no TEST report beside the tiny checkpoint
@@ -73,7 +74,8 @@ def test_starts_without_dataset_and_still_classifies(serve, make_settings, monke
     ready = client.get("/ready").json()
     assert ready["gallery_size"] == 0
     assert "unavailable" in ready["dataset"] and "hub unreachable" in ready["dataset"]
-    assert "unavailable" in client.get("/v1/info").json()["dataset"]
+    info = client.get("/v1/info").json()
+    assert "unavailable" in info["dataset"] and info["dataset_loaded"] is False
     response = client.post("/v1/classify", files={"file": ("x.png", test_png, "image/png")})
     assert response.status_code == 200
     assert client.post("/v1/search/text", json={"query": "cat"}).json() == {"results": []}
