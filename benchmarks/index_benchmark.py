@@ -1,6 +1,6 @@
 """Exact search vs FAISS in the service's EmbeddingIndex, on synthetic unit vectors.
 
-  .venv/bin/python benchmarks/index_benchmark.py --json benchmarks/index_benchmark.json
+  .venv/bin/python benchmarks/index_benchmark.py --json benchmarks/results/index_benchmark.json
 
 For each gallery size (default 10k, 100k, 300k, 1M) the index is built twice through its public
 API, as the service builds it: exact (`exact_max` at the size, so it never switches) and FAISS

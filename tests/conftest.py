@@ -17,7 +17,7 @@ from model_api.clip.prompts import CIFAR10_CLASSES
 
 TINY_MODEL = ClipConfig(
     image=ImageEncoderConfig(whitening_width=8, widths=(8, 16, 16)),
-    text=TextEncoderConfig(width=32, layers=1, heads=2, context_length=48),
+    text=TextEncoderConfig(kind="scratch", width=32, layers=1, heads=2, context_length=48),
     embed_dim=16,
 )
 # The frozen pretrained text tower with the tiny image tower: only the projection trains.

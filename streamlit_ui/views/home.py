@@ -9,7 +9,7 @@ from streamlit_ui.components import call, info
 
 st.title("CLIP on CIFAR-10")
 st.markdown(
-    "A small CLIP trained from scratch on CIFAR-10 maps images and text into one embedding space. "
+    "A small CLIP trained contrastively on CIFAR-10 maps images and text into one embedding space. "
     "**Classify** scores an image against the ten classes or any labels you type (zero-shot); "
     "**Search** finds gallery images from a description or from another image; "
     "**Gallery** browses the searchable images and lets you add your own."

@@ -32,9 +32,9 @@ def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) ->
 
 
 def test_train_writes_a_checkpoint(run, tmp_path) -> None:
-    result = run(
-        "--mode", "TRAIN", "--epochs", "1", "--batch-size", "64", "--val-size", "40", "--output", str(tmp_path)
-    )
+    # The scratch tower keeps this quick; training with the default MiniLM tower is tests/clip/test_train.py's.
+    args = ["--mode", "TRAIN", "--epochs", "1", "--batch-size", "64", "--val-size", "40", "--text-encoder", "scratch"]
+    result = run(*args, "--output", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "best" / "model.safetensors").exists() and (tmp_path / "last_state.pt").exists()
     assert "epoch 1/1" in result.stderr  # the per-epoch log line
