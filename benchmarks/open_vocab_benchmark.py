@@ -4,9 +4,11 @@
 
 Reports mean precision@10 over the 10,000 CIFAR-10 test images for the queries in
 `open_vocab_queries.json` (synonyms, hyponyms, descriptions, misspellings, casing), the queries
-that miss, class-prompt retrieval and zero-shot accuracy (`model_api.clip.evaluate`), the median
-text-encoding latency of one query at a time (uncached: what a new query costs the API), and the
-process's peak RSS after loading the checkpoint. Data comes from $CIFAR10_DATA (or --data).
+that miss, zero-shot accuracy with labels that group the classes under new words (its
+`label_groups`: "a creature" vs "a means of transport"), class-prompt retrieval and zero-shot
+accuracy (`model_api.clip.evaluate`), the median text-encoding latency of one query at a time
+(uncached: what a new query costs the API), and the process's peak RSS after loading the
+checkpoint. Data comes from $CIFAR10_DATA (or --data).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from model_api.clip.checkpoint import load_checkpoint  # noqa: E402
 from model_api.clip.data import load_cifar10  # noqa: E402
 from model_api.clip.evaluate import evaluate, ranked_relevance, retrieval_metrics  # noqa: E402
-from model_api.clip.inference import embed_images, embed_texts, prepare_for_inference  # noqa: E402
+from model_api.clip.inference import embed_images, embed_labels, embed_texts, prepare_for_inference  # noqa: E402
 from model_api.clip.model import Clip  # noqa: E402
 
 QUERIES = Path(__file__).with_name("open_vocab_queries.json")
@@ -45,6 +47,22 @@ def load_queries(path: Path, classes: tuple[str, ...]) -> tuple[list[dict[str, s
     if unknown:
         raise SystemExit(f"{path}: classes {sorted(unknown)} are not in the dataset's {classes}")
     return queries, torch.tensor([classes.index(query["class"]) for query in queries])
+
+
+def grouped_zero_shot_accuracy(
+    model: Clip,
+    image_embeddings: torch.Tensor,
+    labels: torch.Tensor,
+    groups: dict[str, list[str]],
+    classes: tuple[str, ...],
+) -> float:
+    """Zero-shot over the group labels; right when the image's class is in the predicted group."""
+    names = list(groups)
+    if sorted(c for members in groups.values() for c in members) != sorted(classes):
+        raise SystemExit(f"label_groups must hold each of {classes} exactly once")
+    group_of_class = torch.tensor([next(i for i, name in enumerate(names) if c in groups[name]) for c in classes])
+    predicted = (image_embeddings @ embed_labels(model, names).T).argmax(dim=1)
+    return (predicted == group_of_class[labels]).float().mean().item()
 
 
 def text_latency_ms(model: Clip, texts: list[str]) -> float:
@@ -92,6 +110,7 @@ def run(checkpoint: Path, queries_path: Path, data_source: str | None) -> dict[s
         for kind in sorted({query["kind"] for query in queries})
     }
     class_prompts = evaluate(model, data.test, data.classes)
+    groups = json.loads(queries_path.read_text())["label_groups"]
     return {
         "checkpoint": str(checkpoint),
         "text_encoder": config["model"]["text"]["kind"],
@@ -100,6 +119,10 @@ def run(checkpoint: Path, queries_path: Path, data_source: str | None) -> dict[s
         "open_vocab_precision_at_10_by_kind": by_kind,
         "class_prompts": class_prompts["retrieval"],
         "zero_shot_accuracy": class_prompts["accuracy"],
+        "grouped_zero_shot": {
+            "label_groups": groups,
+            "accuracy": grouped_zero_shot_accuracy(model, image_embeddings, data.test.labels, groups, data.classes),
+        },
         "text_query_ms_median": text_latency_ms(model, [query["query"] for query in queries]),
         "peak_rss_mib_after_load": rss_after_load,
         "torch_threads": torch.get_num_threads(),
@@ -114,6 +137,8 @@ def print_summary(results: dict[str, Any]) -> None:
     print("  by kind: " + ", ".join(f"{k} {v:.3f}" for k, v in results["open_vocab_precision_at_10_by_kind"].items()))
     print(f"class prompts: P@10 {prompts['precision_at_10']:.3f}  P@100 {prompts['precision_at_100']:.3f}")
     print(f"zero-shot accuracy {results['zero_shot_accuracy']:.4f}")
+    grouped = results["grouped_zero_shot"]
+    print(f"zero-shot accuracy over the groups {' / '.join(grouped['label_groups'])}: {grouped['accuracy']:.4f}")
     print(f"text query {results['text_query_ms_median']:.1f} ms (median, one at a time)")
     print(f"peak RSS after loading {results['peak_rss_mib_after_load']:.0f} MiB")
     misses = sorted((r for r in results["per_query"] if r["precision_at_10"] < 1), key=lambda r: r["precision_at_10"])

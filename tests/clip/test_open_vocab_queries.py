@@ -33,6 +33,13 @@ def test_no_query_is_a_training_caption(queries) -> None:
     assert [query["query"] for query in queries if normalised(query["query"]) in captions] == []
 
 
+def test_label_groups_use_words_no_caption_has_and_hold_each_class_once() -> None:
+    groups = json.loads(QUERIES.read_text())["label_groups"]
+    assert sorted(c for members in groups.values() for c in members) == sorted(CIFAR10_CLASSES)
+    words = {word for caption in training_captions()[0] for word in normalised(caption).split()}
+    assert {word for label in groups for word in label.split() if len(word) > 2} & words == set()
+
+
 def test_every_kind_of_query_is_present(queries) -> None:
     assert {query["kind"] for query in queries} == {"synonym", "hyponym", "description", "misspelling", "casing"}
 
@@ -47,6 +54,7 @@ def test_benchmark_reports_every_figure(tiny_checkpoint, tiny_data_dir, isolated
     figures = json.loads(report.read_text())
     assert figures["test_images"] == 50 and figures["text_encoder"] == "scratch"
     assert 0 <= figures["open_vocab"]["precision_at_10"] <= 1 and 0 <= figures["zero_shot_accuracy"] <= 1
+    assert 0 <= figures["grouped_zero_shot"]["accuracy"] <= 1
     assert figures["text_query_ms_median"] > 0 and figures["peak_rss_mib_after_load"] > 0
     assert len(figures["per_query"]) == figures["open_vocab"]["queries"]
     assert "open-vocab P@10" in result.stdout
