@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from threadpoolctl import threadpool_limits
 
 from .errors import install_error_handlers
 from .observability import Metrics, install_observability
@@ -16,10 +17,12 @@ from .settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    services = Services(settings or Settings())
+    settings = settings or Settings()
+    services = Services(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        threadpool_limits(settings.blas_threads, user_api="blas")  # process-wide: numpy's and scipy's BLAS
         # Load in a worker thread: the server accepts requests at once, /health answers and
         # /ready says 503 with the reason until the model and gallery are in.
         loading = asyncio.create_task(asyncio.to_thread(services.load))

@@ -25,4 +25,7 @@ class Settings(BaseSettings):
     max_batch_files: int = Field(32, gt=0)
     exact_search_max: int = Field(200_000, ge=0, description="above this many vectors, search with FAISS")
     text_cache_size: int = Field(4096, ge=0)
+    # Requests already run in parallel in the server's thread pool; a multi-threaded BLAS per
+    # request made the threads spin against each other (130 vs 243 searches/s, BENCHMARKS.md).
+    blas_threads: int = Field(1, ge=1, description="BLAS threads per exact-search matrix product")
     log_level: str = "INFO"
