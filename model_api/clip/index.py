@@ -22,7 +22,7 @@ Hit = tuple[int, float]  # (key, cosine similarity)
 
 
 class EmbeddingIndex:
-    def __init__(self, dim: int, exact_max: int = 200_000, nprobe: int = 32) -> None:
+    def __init__(self, dim: int, exact_max: int = 100_000, nprobe: int = 32) -> None:
         self.dim = dim
         self.exact_max = exact_max
         self.nprobe = nprobe
