@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -41,15 +42,20 @@ def image(image_url: str) -> bytes:
 
 
 @st.cache_data(max_entries=2000, show_spinner=False)
-def pixelated(data: bytes, pixels: int) -> bytes:
-    """PNG scaled up to about `pixels` wide by whole multiples with nearest-neighbour sampling:
-    the browser's smooth scaling would blur a 32x32 image into mush."""
+def pixelated(data: bytes, pixels: int) -> str:
+    """The image scaled up to about `pixels` wide by whole multiples with nearest-neighbour
+    sampling (the browser's smooth scaling would blur a 32x32 image into mush), as a PNG data URL.
+
+    A data URL, not bytes: st.image keeps bytes in Streamlit's media store, which can drop a
+    file between a rerun and the browser's fetch of it (streamlit#1294: after "Add to gallery"
+    some grid images came back 404 and showed broken).
+    """
     picture = Image.open(io.BytesIO(data)).convert("RGB")
     factor = max(1, pixels // max(picture.size))
     picture = picture.resize((picture.width * factor, picture.height * factor), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def show_image(data: bytes, pixels: int = LARGE_PIXELS, caption: str | None = None) -> None:

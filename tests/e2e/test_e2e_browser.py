@@ -9,6 +9,9 @@ from playwright.sync_api import Page, expect
 
 from tests.conftest import png_bytes
 
+# Images on the page that finished loading without pixels: what a browser shows as broken.
+BROKEN_IMAGES = "[...document.querySelectorAll('img')].filter((i) => !i.complete || i.naturalWidth === 0).length"
+
 
 def gallery_png(url: str, item_id: str = "test-3") -> bytes:
     """A real gallery image, fetched through Nginx like any API client would."""
@@ -68,6 +71,9 @@ def test_add_an_image_with_the_key_and_find_it_by_search(app, page, screenshot):
     added = page.get_by_text(re.compile(r"Added as user-\d+"))
     expect(added).to_be_visible()
     item_id = re.search(r"user-\d+", added.inner_text()).group(0)
+    # The rerun after the form must not leave the grid pointing at images that are gone.
+    expect(page.locator("[data-testid=stMain] [data-testid=stImage] img")).to_have_count(20)
+    page.wait_for_function(BROKEN_IMAGES + " === 0")
     screenshot("gallery")
 
     page.goto(f"{url}/search")
