@@ -40,12 +40,12 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
-def load_queries(path: Path, classes: tuple[str, ...]) -> tuple[list[dict[str, str]], torch.Tensor]:
+def load_queries(evaluation_set: dict[str, Any], classes: tuple[str, ...]) -> tuple[list[dict[str, str]], torch.Tensor]:
     """-> (query records, (Q,) index of each query's expected class)."""
-    queries = json.loads(path.read_text())["queries"]
+    queries = evaluation_set["queries"]
     unknown = {query["class"] for query in queries} - set(classes)
     if unknown:
-        raise SystemExit(f"{path}: classes {sorted(unknown)} are not in the dataset's {classes}")
+        raise SystemExit(f"query classes {sorted(unknown)} are not in the dataset's {classes}")
     return queries, torch.tensor([classes.index(query["class"]) for query in queries])
 
 
@@ -101,7 +101,8 @@ def run(checkpoint: Path, queries_path: Path, data_source: str | None) -> dict[s
     model = prepare_for_inference(model)
     rss_after_load = peak_rss_mib()
     data = load_cifar10(data_source)
-    queries, targets = load_queries(queries_path, data.classes)
+    evaluation_set = json.loads(queries_path.read_text())
+    queries, targets = load_queries(evaluation_set, data.classes)
     image_embeddings = embed_images(model, data.test.images)  # (N, D)
     similarity = embed_texts(model, [query["query"] for query in queries]) @ image_embeddings.T  # (Q, N)
     per_query = per_query_results(queries, similarity, data.test.labels, targets, data.classes)
@@ -110,7 +111,7 @@ def run(checkpoint: Path, queries_path: Path, data_source: str | None) -> dict[s
         for kind in sorted({query["kind"] for query in queries})
     }
     class_prompts = evaluate(model, data.test, data.classes)
-    groups = json.loads(queries_path.read_text())["label_groups"]
+    groups = evaluation_set["label_groups"]
     return {
         "checkpoint": str(checkpoint),
         "text_encoder": config["model"]["text"]["kind"],

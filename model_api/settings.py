@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .clip.index import EXACT_SEARCH_MAX
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLIP_", env_file=".env", extra="ignore", populate_by_name=True)
@@ -23,11 +25,9 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="key for gallery writes; unset refuses writes")
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0)
     max_batch_files: int = Field(32, gt=0)
-    # Measured (BENCHMARKS.md): exact search takes 6 ms a query at 100k vectors, 19 ms at 300k;
-    # FAISS IVF 0.2-0.3 ms there with recall@10 1.000, but only 0.937 at 10k.
-    exact_search_max: int = Field(100_000, ge=0, description="above this many vectors, search with FAISS")
+    exact_search_max: int = Field(EXACT_SEARCH_MAX, ge=0, description="above this many vectors, search with FAISS")
     text_cache_size: int = Field(4096, ge=0)
     # Requests already run in parallel in the server's thread pool; a multi-threaded BLAS per
-    # request made the threads spin against each other (130 vs 243 searches/s, BENCHMARKS.md).
+    # request made the threads spin against each other (~130 vs ~205 searches/s, BENCHMARKS.md).
     blas_threads: int = Field(1, ge=1, description="BLAS threads per exact-search matrix product")
     log_level: str = "INFO"

@@ -20,9 +20,13 @@ import numpy as np
 
 Hit = tuple[int, float]  # (key, cosine similarity)
 
+# Measured (BENCHMARKS.md): exact search takes 6 ms a query at 100k vectors, 19 ms at 300k;
+# FAISS IVF 0.2-0.3 ms there with recall@10 1.000, but only 0.937 at 10k.
+EXACT_SEARCH_MAX = 100_000
+
 
 class EmbeddingIndex:
-    def __init__(self, dim: int, exact_max: int = 100_000, nprobe: int = 32) -> None:
+    def __init__(self, dim: int, exact_max: int = EXACT_SEARCH_MAX, nprobe: int = 32) -> None:
         self.dim = dim
         self.exact_max = exact_max
         self.nprobe = nprobe
