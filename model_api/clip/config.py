@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from .hardware import bf16_is_fast
+
 
 @dataclass(frozen=True)
 class ImageEncoderConfig:
@@ -98,7 +100,7 @@ class TrainConfig:
     whiten_bias_epochs: int = 3
     ema_every: int = 5  # weight averaging, from `ema_start_epoch` on
     ema_start_epoch: int = 3
-    bf16: bool = True
+    bf16: bool = field(default_factory=bf16_is_fast)  # autocast only where the CPU has bf16 kernels
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,7 +1,8 @@
 """Batched, gradient-free encoding and zero-shot classification on CPU.
 
-bfloat16 autocast and channels_last memory gave the largest measured CPU speedups for this
-network (see BENCHMARKS.md); both keep embeddings within rounding of fp32.
+channels_last memory, and bfloat16 autocast where the CPU has bf16 kernels (`hardware`), gave
+the largest measured CPU speedups for this network (see BENCHMARKS.md); both keep embeddings
+within rounding of fp32. `bf16=None` means: bf16 exactly where it is fast.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from .data import to_float
+from .hardware import bf16_is_fast
 from .model import Clip
 from .prompts import label_prompts
 
 
 @contextlib.contextmanager
-def inference_mode(bf16: bool = True) -> Iterator[None]:
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+def inference_mode(bf16: bool | None = None) -> Iterator[None]:
+    enabled = bf16_is_fast() if bf16 is None else bf16
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
         yield
 
 
@@ -27,7 +30,7 @@ def prepare_for_inference(model: Clip) -> Clip:
     return model.eval().to(memory_format=torch.channels_last)
 
 
-def embed_images(model: Clip, images: torch.Tensor, batch_size: int = 256, bf16: bool = True) -> torch.Tensor:
+def embed_images(model: Clip, images: torch.Tensor, batch_size: int = 256, bf16: bool | None = None) -> torch.Tensor:
     """(N, 3, 32, 32) uint8 -> (N, D) float32 unit vectors."""
     chunks = []
     with inference_mode(bf16):
@@ -37,13 +40,13 @@ def embed_images(model: Clip, images: torch.Tensor, batch_size: int = 256, bf16:
     return torch.cat(chunks) if chunks else torch.empty(0, model.config.embed_dim)
 
 
-def embed_texts(model: Clip, texts: Sequence[str], bf16: bool = True) -> torch.Tensor:
+def embed_texts(model: Clip, texts: Sequence[str], bf16: bool | None = None) -> torch.Tensor:
     """Texts -> (N, D) float32 unit vectors."""
     with inference_mode(bf16):
         return model.encode_text(list(texts))
 
 
-def embed_labels(model: Clip, labels: Sequence[str], bf16: bool = True) -> torch.Tensor:
+def embed_labels(model: Clip, labels: Sequence[str], bf16: bool | None = None) -> torch.Tensor:
     """One embedding per label: the renormalised mean over its prompt ensemble. -> (L, D)"""
     prompts = [prompt for label in labels for prompt in label_prompts(label)]
     per_prompt = embed_texts(model, prompts, bf16).view(len(labels), -1, model.config.embed_dim)

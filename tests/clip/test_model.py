@@ -1,5 +1,8 @@
 import torch
 
+from model_api.clip.config import TrainConfig
+from model_api.clip.hardware import bf16_is_fast
+from model_api.clip.inference import inference_mode
 from model_api.clip.model import Clip
 from tests.conftest import TINY_MODEL
 
@@ -46,3 +49,12 @@ def test_whitening_decorrelates_patches() -> None:
     covariance = channels @ channels.T / channels.shape[1]
     off_diagonal = covariance - torch.diag(covariance.diag())
     assert off_diagonal.abs().max() < 0.05 * covariance.diag().max()
+
+
+def test_bf16_autocast_runs_exactly_where_the_cpu_has_bf16_kernels() -> None:
+    # Emulated bf16 made image encoding 9x slower on an AVX2-only CPU (BENCHMARKS.md).
+    with inference_mode():
+        assert torch.is_autocast_enabled("cpu") == bf16_is_fast()
+    with inference_mode(bf16=False):
+        assert not torch.is_autocast_enabled("cpu")
+    assert TrainConfig().bf16 == bf16_is_fast()
