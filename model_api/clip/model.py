@@ -48,8 +48,9 @@ class Clip(nn.Module):
         return F.normalize(self.text_norm(self.text_projection(self.text(inputs)).float()), dim=-1)
 
     def encode_text(self, texts: list[str]) -> torch.Tensor:
+        """Text users typed (queries, labels) -> (B, embed_dim) unit vectors."""
         device = self.logit_scale.device
-        return self.encode_prepared(self.text.prepare(texts).to(device))
+        return self.encode_prepared(self.text.prepare_queries(texts).to(device))
 
     def scale(self) -> torch.Tensor:
         """exp(logit_scale), clamped as in CLIP so the temperature cannot collapse."""

@@ -21,6 +21,8 @@ import torch
 from torch import nn
 
 from .config import TextEncoderConfig
+from .prompts import CIFAR10_CLASSES, class_captions
+from .spelling import SpellingCorrector
 from .tokenizer import PAD, ByteTokenizer
 
 # Where the sentence encoder's files are, when not the copy a package ships or the hub: read only here.
@@ -57,6 +59,10 @@ class ScratchTextEncoder(nn.Module):
     def prepare(self, texts: list[str]) -> torch.Tensor:
         """Texts -> (N, context_length) token ids."""
         return self.tokenizer(texts)
+
+    def prepare_queries(self, texts: list[str]) -> torch.Tensor:
+        """Text users typed, as is: byte-level input keeps a typo close to its word."""
+        return self.prepare(texts)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, T) token ids -> (B, width) features, averaged over the non-padding tokens."""
@@ -148,6 +154,15 @@ class PretrainedTextEncoder(nn.Module):
     def prepare(self, texts: list[str]) -> torch.Tensor:
         """Texts -> (N, embedding_dim) frozen sentence embeddings."""
         return self.frozen(texts)
+
+    def prepare_queries(self, texts: list[str]) -> torch.Tensor:
+        """Like `prepare`, for text users typed: misspelled words are corrected first."""
+        return self.prepare([self.spelling.correct(text) for text in texts])
+
+    @functools.cached_property
+    def spelling(self) -> SpellingCorrector:
+        whole_words = [token for token in self.frozen.model.tokenizer.vocab if token.isalpha()]
+        return SpellingCorrector(whole_words, (caption for name in CIFAR10_CLASSES for caption in class_captions(name)))
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         """(B, embedding_dim) -> (B, embedding_dim): nothing to train before the projection."""
