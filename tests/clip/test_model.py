@@ -52,7 +52,7 @@ def test_whitening_decorrelates_patches() -> None:
 
 
 def test_bf16_autocast_runs_exactly_where_the_cpu_has_bf16_kernels() -> None:
-    # Emulated bf16 made image encoding 9x slower on an AVX2-only CPU (BENCHMARKS.md).
+    # Emulated bf16 made image encoding 8x slower on an AVX2-only CPU (BENCHMARKS.md).
     with inference_mode():
         assert torch.is_autocast_enabled("cpu") == bf16_is_fast()
     with inference_mode(bf16=False):
