@@ -105,10 +105,10 @@ def print_report(report: dict) -> None:
         f"retrieval (class prompts): P@10 {retrieval['precision_at_10']:.3f}  "
         f"P@100 {retrieval['precision_at_100']:.3f}  mAP {retrieval['mean_average_precision']:.3f}"
     )
-    tta = report["flip_tta"]
+    single = report["single_view"]
     print(
-        f"with flip test-time augmentation: accuracy {tta['accuracy']:.4f}  "
-        f"P@10 {tta['retrieval']['precision_at_10']:.3f}  P@100 {tta['retrieval']['precision_at_100']:.3f}"
+        f"one view per image (no mirror averaging): accuracy {single['accuracy']:.4f}  "
+        f"P@10 {single['retrieval']['precision_at_10']:.3f}  P@100 {single['retrieval']['precision_at_100']:.3f}"
     )
     for name, accuracy in report["per_class_accuracy"].items():
         print(f"  {name:<12} {accuracy:.4f}")

@@ -16,7 +16,14 @@ import numpy as np
 import torch
 
 from .clip.checkpoint import load_checkpoint, read_metrics, weights_sha256
-from .clip.inference import embed_images, embed_labels, embed_texts, label_probabilities, prepare_for_inference
+from .clip.inference import (
+    IMAGE_EMBEDDING,
+    embed_images,
+    embed_labels,
+    embed_texts,
+    label_probabilities,
+    prepare_for_inference,
+)
 from .clip.model import Clip
 
 Ranking = list[tuple[str, float]]  # (label, probability), most likely first
@@ -54,6 +61,8 @@ class ClipService:
         self.config = config
         self.checkpoint = checkpoint
         self.sha256 = weights_sha256(checkpoint)
+        # Identifies what made a stored image vector: these weights, embedding as `embed_images` does.
+        self.vectors_id = f"{self.sha256[:16]}-{IMAGE_EMBEDDING}"
         self.metrics = read_metrics(checkpoint)  # read once: /v1/info serves them on every page view
         self._texts = LruCache(cache_size)
         self._labels = LruCache(cache_size)

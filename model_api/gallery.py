@@ -80,7 +80,7 @@ class Gallery:
             vectors = _dataset_vectors(clip, dataset, cache_dir)
             index.add(np.arange(len(vectors)), vectors)
         _embed_missing(clip, store)
-        user = store.vectors(clip.sha256)
+        user = store.vectors(clip.vectors_id)
         if user:
             index.add(np.fromiter(user, dtype=np.int64) + USER_KEY_OFFSET, np.stack(list(user.values())))
         return cls(clip, store, dataset, index)
@@ -140,7 +140,7 @@ class Gallery:
         vector = self.clip.image_vectors(image[None])[0]
         buffer = io.BytesIO()
         tensor_to_image(image).save(buffer, format="PNG")
-        stored = self.store.add(buffer.getvalue(), caption, label, self.clip.sha256, vector)
+        stored = self.store.add(buffer.getvalue(), caption, label, self.clip.vectors_id, vector)
         self.index.add(np.array([USER_KEY_OFFSET + stored.number]), vector[None])
         return _user_item(stored)
 
@@ -183,7 +183,7 @@ def _user_item(stored: StoredItem) -> GalleryItem:
 
 def _dataset_vectors(clip: ClipService, dataset: DatasetGallery, cache_dir: Path) -> np.ndarray:
     """(N, D) embeddings of the test split, from the cache or encoded once and cached."""
-    path = cache_dir / f"dataset-{clip.sha256[:16]}-{dataset.fingerprint[:16]}.npy"
+    path = cache_dir / f"dataset-{clip.vectors_id}-{dataset.fingerprint[:16]}.npy"
     if path.exists():
         vectors = np.load(path, allow_pickle=False)
         if vectors.shape == (len(dataset.split), clip.dim):
@@ -197,12 +197,12 @@ def _dataset_vectors(clip: ClipService, dataset: DatasetGallery, cache_dir: Path
 
 def _embed_missing(clip: ClipService, store: GalleryStore) -> None:
     """Re-embed stored uploads that have no vector for this checkpoint (the model changed)."""
-    missing = store.without_vectors(clip.sha256)
+    missing = store.without_vectors(clip.vectors_id)
     if not missing:
         return
-    log.info("re-embedding %d uploads for checkpoint %s", len(missing), clip.sha256[:12])
+    log.info("re-embedding %d uploads for %s", len(missing), clip.vectors_id)
     images = torch.stack([bytes_to_tensor(png) for _, png in missing])
-    store.put_vectors(clip.sha256, [number for number, _ in missing], clip.image_vectors(images))
+    store.put_vectors(clip.vectors_id, [number for number, _ in missing], clip.image_vectors(images))
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:

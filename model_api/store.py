@@ -6,8 +6,9 @@ methods. Each add is one transaction holding the item, its PNG and its embedding
 with synchronous=FULL: once `add` returns the item survives a crash or power loss, and a crash
 mid-write leaves no half item behind.
 
-Embeddings are keyed by the checkpoint's weights sha256: after a model change the gallery finds
-the items without a vector for the new model and re-embeds them from their stored image.
+Embeddings are keyed by what made them (`ClipService.vectors_id`: the weights' sha256 and the
+embedding method; the column keeps its first name, `model_sha`): after a change of either the
+gallery finds the items without a vector for the new key and re-embeds them from their stored image.
 """
 
 from __future__ import annotations

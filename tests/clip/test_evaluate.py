@@ -1,7 +1,8 @@
 import torch
 
-from model_api.clip.evaluate import confusion_matrix, flip_averaged, retrieval_metrics
-from model_api.clip.inference import embed_images, prepare_for_inference
+from model_api.clip.data import Split
+from model_api.clip.evaluate import confusion_matrix, evaluate, retrieval_metrics
+from model_api.clip.inference import embed_images, embed_labels, prepare_for_inference
 from model_api.clip.model import Clip
 from tests.conftest import TINY_MODEL
 
@@ -25,14 +26,27 @@ def test_reversed_ranking_scores_low() -> None:
     assert metrics["precision_at_10"] == 0.0 and metrics["mean_average_precision"] < 0.6
 
 
-def test_flip_averaging_ignores_mirroring_and_changes_nothing_for_symmetric_images() -> None:
+def test_served_embeddings_ignore_mirroring_and_equal_one_view_for_symmetric_images() -> None:
     torch.manual_seed(0)
     model = prepare_for_inference(Clip(TINY_MODEL))
     images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
-    averaged = flip_averaged(model, images, embed_images(model, images))
-    mirrored = images.flip(-1)
-    assert torch.allclose(averaged, flip_averaged(model, mirrored, embed_images(model, mirrored)), atol=1e-5)
+    served = embed_images(model, images)
+    assert torch.allclose(served, embed_images(model, images.flip(-1)), atol=1e-5)
+    assert not torch.allclose(served, embed_images(model, images, mirror=False), atol=1e-3)
     symmetric = torch.cat([images[..., :16], images[..., :16].flip(-1)], dim=-1)
-    single = embed_images(model, symmetric)
-    assert torch.allclose(flip_averaged(model, symmetric, single), single, atol=1e-5)
-    assert torch.allclose(averaged.norm(dim=1), torch.ones(6))
+    assert torch.allclose(embed_images(model, symmetric), embed_images(model, symmetric, mirror=False), atol=1e-5)
+    assert torch.allclose(served.norm(dim=1), torch.ones(6))
+
+
+def test_evaluate_scores_the_served_embeddings_and_one_view_apart() -> None:
+    torch.manual_seed(0)
+    model = prepare_for_inference(Clip(TINY_MODEL))
+    split = Split(torch.randint(0, 256, (60, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 3, (60,)))
+    classes = ("cat", "dog", "ship")
+    report = evaluate(model, split, classes)
+    class_embeddings = embed_labels(model, classes)
+    for key, mirror in (("accuracy", True), ("single_view", False)):
+        predictions = (embed_images(model, split.images, mirror=mirror) @ class_embeddings.T).argmax(dim=1)
+        accuracy = (predictions == split.labels).float().mean().item()
+        measured = report[key] if mirror else report[key]["accuracy"]
+        assert abs(measured - accuracy) <= 1 / 60  # one near-tie may round the other way

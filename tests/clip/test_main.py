@@ -45,7 +45,7 @@ def test_test_mode_prints_and_writes_the_report(run, tiny_checkpoint, tmp_path) 
     result = run("--mode", "TEST", "--checkpoint", str(tiny_checkpoint), "--report", str(report))
     assert result.returncode == 0, result.stderr
     metrics = json.loads(report.read_text())
-    assert metrics["images"] == 50 and 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["flip_tta"]["accuracy"] <= 1
+    assert metrics["images"] == 50 and 0 <= metrics["accuracy"] <= 1 and 0 <= metrics["single_view"]["accuracy"] <= 1
     assert set(metrics["retrieval"]) == {"precision_at_10", "precision_at_100", "mean_average_precision"}
     assert len(metrics["confusion_matrix"]) == 10 and metrics["images_per_s"] > 0
     assert metrics["checkpoint_sha256"] == weights_sha256(tiny_checkpoint)

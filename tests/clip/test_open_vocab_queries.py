@@ -40,6 +40,15 @@ def test_label_groups_use_words_no_caption_has_and_hold_each_class_once() -> Non
     assert {word for label in groups for word in label.split() if len(word) > 2} & words == set()
 
 
+@pytest.mark.parametrize("path", sorted(QUERIES.parent.glob("open_vocab_queries*.json")), ids=lambda path: path.stem)
+def test_every_grouping_of_every_query_set_holds_each_class_once_under_labels_no_caption_is(path) -> None:
+    evaluation_set = json.loads(path.read_text())
+    captions = {normalised(caption) for caption in training_captions()[0]}
+    for groups in evaluation_set.get("label_groupings", [evaluation_set["label_groups"]]):
+        assert sorted(c for members in groups.values() for c in members) == sorted(CIFAR10_CLASSES)
+        assert {normalised(label) for label in groups} & captions == set()
+
+
 def test_every_kind_of_query_is_present(queries) -> None:
     assert {query["kind"] for query in queries} == {"synonym", "hyponym", "description", "misspelling", "casing"}
 
@@ -54,7 +63,8 @@ def test_benchmark_reports_every_figure(tiny_checkpoint, tiny_data_dir, isolated
     figures = json.loads(report.read_text())
     assert figures["test_images"] == 50 and figures["text_encoder"] == "scratch"
     assert 0 <= figures["open_vocab"]["precision_at_10"] <= 1 and 0 <= figures["zero_shot_accuracy"] <= 1
-    assert 0 <= figures["grouped_zero_shot"]["accuracy"] <= 1
+    (grouping,) = figures["grouped_zero_shot"]["groupings"]  # the default set has one
+    assert grouping["accuracy"] == figures["grouped_zero_shot"]["mean_accuracy"] and 0 <= grouping["accuracy"] <= 1
     assert figures["text_query_ms_median"] > 0 and figures["peak_rss_mib_after_load"] > 0
     assert len(figures["per_query"]) == figures["open_vocab"]["queries"]
     unseen = [query for query in figures["per_query"] if not query["training_caption"]]
