@@ -29,7 +29,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            await loading  # a thread cannot be cancelled; let it finish before closing the store
+            # A thread cannot be cancelled: ask the loader to stop between two batches, and let it
+            # return before the store closes.
+            services.stopping.set()
+            await loading
             services.close()
 
     app = FastAPI(

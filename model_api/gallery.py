@@ -4,9 +4,11 @@ Ids are strings: `test-<n>` is test image n of the dataset, `user-<n>` the n-th 
 the store, never reused). In the embedding index they become int64 keys, dataset images at n
 and uploads at USER_KEY_OFFSET + n, so one search covers both.
 
-Dataset embeddings are computed once per (checkpoint weights, data fingerprint) and cached as a
-`.npy` beside the store: a restart loads them instead of re-encoding 10,000 images, and a new
-checkpoint or dataset misses the cache by name.
+Dataset embeddings are computed once per (checkpoint weights and embedding method, data
+fingerprint) and cached as a `.npy` beside the store: a restart loads them instead of
+re-encoding 10,000 images, and a new checkpoint, method or dataset misses the cache by name.
+That first encoding takes tens of seconds on a small CPU, so it runs in batches and stops
+between two of them when the server shuts down (`stopping`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import io
 import logging
 import os
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,6 +34,9 @@ from .store import GalleryStore, StoredItem
 log = logging.getLogger(__name__)
 
 USER_KEY_OFFSET = 1 << 40
+# Dataset images encoded between two looks at `stopping`: ~1.7 s on 2 AVX2 cores (309 images/s
+# with their mirrors, BENCHMARKS.md), so a shutdown during the first start waits at most that.
+ENCODE_BATCH = 512
 _ID_PATTERN = re.compile(r"(test|user)-(\d{1,12})")
 
 Source = Literal["dataset", "user"]
@@ -42,6 +48,10 @@ class UnknownItemError(LookupError):
 
 class ReadOnlyItemError(ValueError):
     """The item belongs to the dataset, which users cannot change."""
+
+
+class LoadStopped(Exception):
+    """The server shut down while the gallery was still being built."""
 
 
 @dataclass(frozen=True)
@@ -73,11 +83,18 @@ class Gallery:
 
     @classmethod
     def load(
-        cls, clip: ClipService, store: GalleryStore, dataset: DatasetGallery | None, cache_dir: Path, exact_max: int
+        cls,
+        clip: ClipService,
+        store: GalleryStore,
+        dataset: DatasetGallery | None,
+        cache_dir: Path,
+        exact_max: int,
+        stopping: threading.Event,
     ) -> Gallery:
+        """Raises `LoadStopped` when `stopping` is set while the dataset is being encoded."""
         index = EmbeddingIndex(clip.dim, exact_max=exact_max)
         if dataset is not None:
-            vectors = _dataset_vectors(clip, dataset, cache_dir)
+            vectors = _dataset_vectors(clip, dataset, cache_dir, stopping)
             index.add(np.arange(len(vectors)), vectors)
         _embed_missing(clip, store)
         user = store.vectors(clip.vectors_id)
@@ -181,7 +198,9 @@ def _user_item(stored: StoredItem) -> GalleryItem:
     return GalleryItem(f"user-{stored.number}", "user", stored.label, stored.caption)
 
 
-def _dataset_vectors(clip: ClipService, dataset: DatasetGallery, cache_dir: Path) -> np.ndarray:
+def _dataset_vectors(
+    clip: ClipService, dataset: DatasetGallery, cache_dir: Path, stopping: threading.Event
+) -> np.ndarray:
     """(N, D) embeddings of the test split, from the cache or encoded once and cached."""
     path = cache_dir / f"dataset-{clip.vectors_id}-{dataset.fingerprint[:16]}.npy"
     if path.exists():
@@ -190,7 +209,12 @@ def _dataset_vectors(clip: ClipService, dataset: DatasetGallery, cache_dir: Path
             log.info("loaded %d cached dataset embeddings from %s", len(vectors), path)
             return vectors
     log.info("encoding %d dataset images (cached for next start in %s)", len(dataset.split), path)
-    vectors = clip.image_vectors(dataset.split.images)
+    chunks = []
+    for start in range(0, len(dataset.split), ENCODE_BATCH):
+        if stopping.is_set():
+            raise LoadStopped(f"stopped after encoding {start} of {len(dataset.split)} dataset images")
+        chunks.append(clip.image_vectors(dataset.split.images[start : start + ENCODE_BATCH]))
+    vectors = np.concatenate(chunks) if chunks else np.empty((0, clip.dim), dtype=np.float32)
     _atomic_save(path, vectors)
     return vectors
 

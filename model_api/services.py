@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from .clip.data import DataUnavailableError, load_cifar10
 from .encoder import ClipService
-from .gallery import DatasetGallery, Gallery
+from .gallery import DatasetGallery, Gallery, LoadStopped
 from .settings import Settings
 from .store import SqliteStore
 
@@ -27,6 +28,8 @@ class Services:
         self.dataset_loaded = False
         self.error: str | None = None
         self.load_seconds: float | None = None
+        # Set at shutdown: a first start's gallery encoding stops instead of finishing for nobody.
+        self.stopping = threading.Event()
 
     def load(self) -> None:
         """Model first (classification works from then on), then dataset and gallery.
@@ -41,8 +44,17 @@ class Services:
             log.info("loaded checkpoint %s (sha256 %s)", settings.checkpoint, self.clip.sha256[:12])
             store = SqliteStore(settings.store_dir / "gallery.sqlite3")
             self.gallery = Gallery.load(
-                self.clip, store, self._load_dataset(), settings.store_dir / "embeddings", settings.exact_search_max
+                self.clip,
+                store,
+                self._load_dataset(),
+                settings.store_dir / "embeddings",
+                settings.exact_search_max,
+                self.stopping,
             )
+        except LoadStopped as stopped:
+            log.info("loading stopped for shutdown: %s", stopped)
+            store.close()  # no gallery holds it, so `close` would not
+            return
         except Exception as error:  # any failure: reported through /ready and the log
             log.exception("loading failed")
             self.error = f"{type(error).__name__}: {error}"

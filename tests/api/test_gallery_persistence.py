@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from model_api.clip.checkpoint import load_checkpoint, save_checkpoint, weights_sha256
+from model_api.services import Services
 
 from .conftest import API_KEY, encode
 
@@ -68,3 +69,16 @@ def test_new_checkpoint_invalidates_cached_embeddings(serve, make_settings, tiny
     new_vector = services.gallery.vector(item_id)  # the upload was re-embedded from its stored image
     np.testing.assert_allclose(new_vector, services.clip.image_vectors(tiny_data.test.images[1:2])[0], atol=1e-5)
     assert not np.allclose(new_vector, old_vector, atol=1e-3)
+
+
+def test_shutdown_during_the_first_encoding_stops_it_and_caches_nothing(make_settings, tmp_path):
+    services = Services(make_settings())
+    services.stopping.set()  # what the lifespan does at shutdown
+    services.load()
+    assert services.clip is not None and services.gallery is None and services.error is None
+    assert not list((tmp_path / "store" / "embeddings").glob("dataset-*.npy"))
+    later = Services(make_settings())  # the next start encodes and caches as usual
+    later.load()
+    assert later.gallery is not None and len(later.gallery) == later.gallery.dataset_size > 0
+    assert len(list((tmp_path / "store" / "embeddings").glob("dataset-*.npy"))) == 1
+    later.close()
