@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 # No torch import here: --help stays fast.
-from model_api.clip.config import TEXT_ENCODER_KINDS, TextEncoderConfig, TrainConfig
+from model_api.clip.config import IMAGE_OPTIMIZERS, TEXT_ENCODER_KINDS, TextEncoderConfig, TrainConfig
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "clip-cifar10"
 
@@ -38,6 +38,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     train.add_argument("--output", type=Path, default=Path("runs/train"), help="run directory")
     train.add_argument("--resume", action="store_true", help="continue from OUTPUT/last_state.pt")
+    train.add_argument(
+        "--image-optimizer",
+        choices=IMAGE_OPTIMIZERS,
+        default=TrainConfig.image_optimizer,
+        help="for the conv filters: muon (orthogonalised updates) or Nesterov SGD",
+    )
     train.add_argument(
         "--text-encoder",
         choices=TEXT_ENCODER_KINDS,
@@ -66,7 +72,13 @@ def run_train(args: argparse.Namespace) -> None:
     data = load_cifar10(args.data)
     if args.val_size >= len(data.train):
         raise UsageError(f"--val-size {args.val_size} leaves no training images (train has {len(data.train)})")
-    recipe = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, val_size=args.val_size)
+    recipe = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        val_size=args.val_size,
+        image_optimizer=args.image_optimizer,
+    )
     trainer = Trainer(data, ClipConfig(text=TextEncoderConfig(kind=args.text_encoder)), recipe, args.output)
     if args.resume:
         trainer.resume()

@@ -1,9 +1,10 @@
 """Contrastive training of the CLIP on CIFAR-10, resumable epoch by epoch.
 
-Recipe (after airbench94, adapted to a contrastive objective): frozen whitening stem,
-Nesterov SGD for the conv tower with a triangular learning-rate schedule, AdamW for the text
-tower, label-aware contrastive loss with label smoothing, Lookahead-style weight averaging,
-flip + translate augmentation, bfloat16 autocast and channels_last on CPU.
+Recipe (after airbench94 and airbench94_muon, adapted to a contrastive objective): frozen
+whitening stem, Muon for the conv filters and Nesterov SGD for the rest of the image side with
+a triangular learning-rate schedule, AdamW for the text tower, label-aware contrastive loss with
+label smoothing, Lookahead-style weight averaging, flip + translate augmentation, channels_last,
+and bfloat16 autocast where the CPU has bf16 kernels.
 
 Output directory layout:
   best/            checkpoint with the best validation accuracy (safetensors + config.json)
@@ -33,6 +34,7 @@ from .data import Cifar10, Split, augment, to_float
 from .inference import embed_images, embed_labels
 from .loss import LabelAwareContrastiveLoss
 from .model import Clip
+from .muon import Muon
 from .prompts import TEMPLATES, training_captions
 
 log = logging.getLogger(__name__)
@@ -41,16 +43,18 @@ STATE_FILE = "last_state.pt"
 
 @dataclass
 class Optimizers:
+    muon: Muon | None  # the conv filters' optimizer, when the recipe says "muon"
     sgd: torch.optim.SGD
     adamw: torch.optim.AdamW
 
     def all(self) -> tuple[torch.optim.Optimizer, ...]:
-        return (self.sgd, self.adamw)
+        return (self.sgd, self.adamw) if self.muon is None else (self.muon, self.sgd, self.adamw)
 
 
 def build_optimizers(model: Clip, recipe: TrainConfig) -> Optimizers:
-    """SGD (airbench94's per-1024-example scaling, for a mean loss) for the conv tower and its
-    projection; AdamW for the text tower, its projection and the temperature."""
+    """Muon for the conv filters (or SGD, by the recipe); SGD (airbench94's per-1024-example
+    scaling, for a mean loss) for the rest of the image side; AdamW for the text tower, its
+    projection and the temperature."""
     # airbench94 states lr and decay per 1024 examples of a summed loss; our loss is a batch
     # mean, so the per-example rate is multiplied by the batch size.
     per_example = recipe.batch_size / (1024 * (1 + 1 / (1 - recipe.sgd_momentum)))
@@ -58,12 +62,16 @@ def build_optimizers(model: Clip, recipe: TrainConfig) -> Optimizers:
     decay = recipe.sgd_weight_decay * per_example
     visual = model.visual
     norm_biases = [p for n, p in visual.named_parameters() if "groups" in n and n.endswith("bias")]
-    conv_weights = [p for n, p in visual.named_parameters() if n.endswith("weight") and p.requires_grad]
-    conv_weights.append(model.image_projection.weight)
+    filters = [p for n, p in visual.named_parameters() if n.endswith("weight") and p.requires_grad]
+    muon = None
+    if recipe.image_optimizer == "muon":
+        muon = Muon(filters, lr=recipe.muon_lr, momentum=recipe.muon_momentum)
+        filters = []
+    weights = [*filters, model.image_projection.weight]
     bias_lr = lr * recipe.bias_lr_scale
     sgd = torch.optim.SGD(
         [
-            dict(params=conv_weights, lr=lr, weight_decay=decay / lr, name="conv"),
+            dict(params=weights, lr=lr, weight_decay=decay / lr, name="weights"),
             dict(params=norm_biases, lr=bias_lr, weight_decay=decay / bias_lr, name="norm_bias"),
             dict(params=[visual.whiten.bias], lr=bias_lr, weight_decay=decay / bias_lr, name="whiten_bias"),
         ],
@@ -77,9 +85,11 @@ def build_optimizers(model: Clip, recipe: TrainConfig) -> Optimizers:
             dict(params=[model.logit_scale], lr=recipe.temperature_lr, weight_decay=0.0),
         ]
     )
-    for group in (*sgd.param_groups, *adamw.param_groups):
-        group["base_lr"] = group["lr"]
-    return Optimizers(sgd, adamw)
+    optimizers = Optimizers(muon, sgd, adamw)
+    for optimizer in optimizers.all():
+        for group in optimizer.param_groups:
+            group["base_lr"] = group["lr"]
+    return optimizers
 
 
 def lr_factor(step: int, total: int, recipe: TrainConfig) -> float:
@@ -155,6 +165,7 @@ class Trainer:
             "epoch": self.epoch,
             "model": self.model.state_dict(),
             "average": self.averager.average,
+            "muon": None if self.optimizers.muon is None else self.optimizers.muon.state_dict(),
             "sgd": self.optimizers.sgd.state_dict(),
             "adamw": self.optimizers.adamw.state_dict(),
             "history": json.dumps(self.history),
@@ -175,6 +186,8 @@ class Trainer:
         state = torch.load(path, weights_only=True)  # restricted unpickler: tensors and primitives only
         self.model.load_state_dict(state["model"])
         self.averager.average = state["average"]
+        if self.optimizers.muon is not None:
+            self.optimizers.muon.load_state_dict(state["muon"])
         self.optimizers.sgd.load_state_dict(state["sgd"])
         self.optimizers.adamw.load_state_dict(state["adamw"])
         self.epoch, self.best_accuracy = state["epoch"], state["best_accuracy"]

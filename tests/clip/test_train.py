@@ -1,10 +1,12 @@
 import json
 from dataclasses import replace
 
+import pytest
 import torch
 
 from model_api.clip.checkpoint import load_checkpoint
-from model_api.clip.train import STATE_FILE, Trainer, lr_factor
+from model_api.clip.model import Clip
+from model_api.clip.train import STATE_FILE, Trainer, build_optimizers, lr_factor
 from tests.conftest import TINY_MINILM_MODEL, TINY_MODEL, TINY_RECIPE
 
 
@@ -36,6 +38,30 @@ def test_resume_continues_after_the_last_finished_epoch(tiny_data, tmp_path) -> 
     assert torch.load(tmp_path / STATE_FILE, weights_only=True)["epoch"] == 2
 
 
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tiny_data, tmp_path, monkeypatch) -> None:
+    recipe = replace(TINY_RECIPE, epochs=3)
+    whole = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "whole")
+    whole.fit()
+
+    finish_epoch = Trainer.run_epoch
+
+    def killed_in_the_third_epoch(trainer: Trainer) -> dict[str, float]:
+        if trainer.epoch == 2:
+            raise KeyboardInterrupt
+        return finish_epoch(trainer)
+
+    monkeypatch.setattr(Trainer, "run_epoch", killed_in_the_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "cut").fit()
+    monkeypatch.setattr(Trainer, "run_epoch", finish_epoch)
+    resumed = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "cut")
+    resumed.resume()  # every optimizer's momentum and the weight average come back
+    assert resumed.epoch == 2
+    resumed.fit()
+    for name, weights in whole.model.state_dict().items():
+        assert torch.equal(weights, resumed.model.state_dict()[name]), name
+
+
 def test_learning_rate_schedule_is_triangular() -> None:
     factors = [lr_factor(step, 100, TINY_RECIPE) for step in range(101)]
     peak = max(range(101), key=factors.__getitem__)
@@ -50,3 +76,20 @@ def test_tiny_run_with_the_pretrained_text_tower(tiny_data, tmp_path) -> None:
     model, config = load_checkpoint(tmp_path / "best")
     assert config["model"]["text"]["kind"] == "minilm" and config["tokenizer"] == config["model"]["text"]["model_name"]
     assert (tmp_path / "best" / "model.safetensors").stat().st_size < 1_000_000  # frozen encoder not saved
+
+
+def test_each_image_side_weight_has_exactly_one_optimizer() -> None:
+    model = Clip(TINY_MODEL)
+    filters = {id(p) for n, p in model.visual.named_parameters() if n.endswith("weight") and p.requires_grad}
+    for image_optimizer in ("muon", "sgd"):
+        optimizers = build_optimizers(model, replace(TINY_RECIPE, image_optimizer=image_optimizer))
+        in_sgd = [id(p) for group in optimizers.sgd.param_groups for p in group["params"]]
+        in_muon = [] if optimizers.muon is None else [id(p) for p in optimizers.muon.param_groups[0]["params"]]
+        assert len(in_sgd + in_muon) == len(set(in_sgd + in_muon))  # no weight stepped twice
+        assert set(in_muon) == (filters if image_optimizer == "muon" else set())
+        assert filters <= set(in_sgd + in_muon) and id(model.image_projection.weight) in in_sgd
+
+
+def test_an_unknown_image_optimizer_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown image optimizer"):
+        replace(TINY_RECIPE, image_optimizer="adam")
