@@ -41,7 +41,7 @@ def embed_images(
 
     With `mirror` (what the product serves) each image goes through the tower together with its
     mirror image, in the same batch, and the two embeddings are averaged: airbench's flip
-    test-time augmentation, worth +0.9 points of zero-shot accuracy and better retrieval
+    test-time augmentation, worth +0.9 to +1.1 points of zero-shot accuracy and better retrieval
     (BENCHMARKS.md) for twice the encoding work. The gallery pays that once when it indexes;
     one upload hardly notices. `mirror=False` encodes the image alone.
     """
