@@ -63,11 +63,8 @@ def build_optimizers(model: Clip, recipe: TrainConfig) -> Optimizers:
     visual = model.visual
     norm_biases = [p for n, p in visual.named_parameters() if "groups" in n and n.endswith("bias")]
     filters = [p for n, p in visual.named_parameters() if n.endswith("weight") and p.requires_grad]
-    muon = None
-    if recipe.image_optimizer == "muon":
-        muon = Muon(filters, lr=recipe.muon_lr, momentum=recipe.muon_momentum)
-        filters = []
-    weights = [*filters, model.image_projection.weight]
+    muon = Muon(filters, recipe.muon_lr, recipe.muon_momentum) if recipe.image_optimizer == "muon" else None
+    weights = [model.image_projection.weight, *(filters if muon is None else [])]
     bias_lr = lr * recipe.bias_lr_scale
     sgd = torch.optim.SGD(
         [
