@@ -51,6 +51,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from reporting import save_json  # noqa: E402  (this folder is on sys.path when run as a script)
+
 from model_api.settings import Settings  # noqa: E402
 
 SECTIONS = ("startup", "search", "classify", "large_jpeg", "throughput", "accuracy")
@@ -423,9 +425,7 @@ def main() -> None:
     args = parse_args()
     results = run(args)
     print_table(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    save_json(results, args.json)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import ctypes
 import gc
-import json
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from api_benchmark import machine_info  # noqa: E402  (this folder is on sys.path when run as a script)
+from reporting import save_json  # noqa: E402  (this folder is on sys.path when run as a script)
 
 from model_api.clip.checkpoint import CheckpointError, read_config  # noqa: E402
 from model_api.clip.index import EmbeddingIndex  # noqa: E402
@@ -183,9 +183,7 @@ def main() -> None:
         "switch_pays_from": switch_pays_from(rows, args.min_recall),
     }
     print_table(results)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {args.json}")
+    save_json(results, args.json)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from reporting import save_json  # noqa: E402  (this folder is on sys.path when run as a script)
+
 from model_api.clip.checkpoint import load_checkpoint  # noqa: E402
 from model_api.clip.config import TrainConfig  # noqa: E402
 from model_api.clip.data import load_cifar10, to_float  # noqa: E402
@@ -97,8 +99,7 @@ def main() -> None:
         ),
     }
     print(json.dumps(results, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    save_json(results, args.json)
 
 
 if __name__ == "__main__":

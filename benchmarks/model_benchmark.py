@@ -22,6 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from reporting import save_json  # noqa: E402  (this folder is on sys.path when run as a script)
+
 from model_api.clip.checkpoint import load_checkpoint  # noqa: E402
 from model_api.clip.hardware import bf16_is_fast  # noqa: E402
 from model_api.clip.inference import embed_images, embed_texts, prepare_for_inference  # noqa: E402
@@ -76,8 +78,7 @@ def main() -> None:
         "bf16_channels_last": measure(prepare_for_inference(model), bf16=True),
     }
     print(json.dumps(results, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    save_json(results, args.json)
 
 
 if __name__ == "__main__":

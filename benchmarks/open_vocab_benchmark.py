@@ -30,6 +30,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from reporting import save_json  # noqa: E402  (this folder is on sys.path when run as a script)
+
 from model_api.clip.checkpoint import load_checkpoint  # noqa: E402
 from model_api.clip.data import load_cifar10  # noqa: E402
 from model_api.clip.evaluate import evaluate, ranked_relevance, retrieval_metrics  # noqa: E402
@@ -185,9 +187,7 @@ def main() -> None:
     args = parser.parse_args()
     results = run(args.checkpoint, args.queries, args.data)
     print_summary(results)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    save_json(results, args.json)
 
 
 if __name__ == "__main__":
