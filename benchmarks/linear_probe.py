@@ -28,7 +28,7 @@ from reporting import save_json  # noqa: E402  (this folder is on sys.path when 
 from model_api.clip.checkpoint import load_checkpoint  # noqa: E402
 from model_api.clip.config import TrainConfig  # noqa: E402
 from model_api.clip.data import load_cifar10, to_float  # noqa: E402
-from model_api.clip.inference import embed_images, embed_labels, inference_mode, prepare_for_inference  # noqa: E402
+from model_api.clip.inference import embed_labels, inference_mode, prepare_for_inference  # noqa: E402
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "clip-cifar10"
 
@@ -82,10 +82,10 @@ def main() -> None:
     train, _ = data.train_val(val_size, seed=0)  # the split training used: no validation image
     test = data.test
 
-    def embed(images: torch.Tensor) -> torch.Tensor:
-        return embed_images(model, images, mirror=False)
-
-    test_embeddings = embed(test.images)
+    # Each image goes through the tower once: its embedding is the projection of its features.
+    train_features, test_features = tower_features(model, train.images), tower_features(model, test.images)
+    with inference_mode():
+        train_embeddings, test_embeddings = model.project_image(train_features), model.project_image(test_features)
     class_embeddings = embed_labels(model, data.classes)
     zero_shot = ((test_embeddings @ class_embeddings.T).argmax(1) == test.labels).float().mean().item()
     results = {
@@ -93,10 +93,8 @@ def main() -> None:
         "train_images": len(train),
         "test_images": len(test),
         "zero_shot_accuracy": zero_shot,
-        "probe_on_embeddings": linear_probe(embed(train.images), train.labels, test_embeddings, test.labels),
-        "probe_on_tower_features": linear_probe(
-            tower_features(model, train.images), train.labels, tower_features(model, test.images), test.labels
-        ),
+        "probe_on_embeddings": linear_probe(train_embeddings, train.labels, test_embeddings, test.labels),
+        "probe_on_tower_features": linear_probe(train_features, train.labels, test_features, test.labels),
     }
     print(json.dumps(results, indent=2))
     save_json(results, args.json)

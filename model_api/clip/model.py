@@ -41,7 +41,11 @@ class Clip(nn.Module):
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, 32, 32) floats in [0, 1] -> (B, embed_dim) unit vectors."""
-        return F.normalize(self.image_norm(self.image_projection(self.visual(images)).float()), dim=-1)
+        return self.project_image(self.visual(images))
+
+    def project_image(self, features: torch.Tensor) -> torch.Tensor:
+        """The image tower's pooled features (B, visual.output_dim) -> (B, embed_dim) unit vectors."""
+        return F.normalize(self.image_norm(self.image_projection(features).float()), dim=-1)
 
     def encode_prepared(self, inputs: torch.Tensor) -> torch.Tensor:
         """The text tower's prepared inputs (token ids or frozen embeddings) -> (B, embed_dim) unit vectors."""
