@@ -1,4 +1,4 @@
-"""The FastAPI application: `create_app(settings)` wires settings, services, routes and middleware."""
+"""The FastAPI application: `create_app(settings)` wires settings, state, routes and middleware."""
 
 from __future__ import annotations
 
@@ -9,31 +9,31 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from threadpoolctl import threadpool_limits
 
+from .app_state import AppState
 from .errors import install_error_handlers
 from .observability import Metrics, install_observability
 from .routes import classify, gallery, health, search
-from .services import Services
 from .settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    services = Services(settings)
+    state = AppState(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         threadpool_limits(settings.blas_threads, user_api="blas")  # process-wide: numpy's and scipy's BLAS
         # Load in a worker thread: the server accepts requests at once, /health answers and
         # /ready says 503 with the reason until the model and gallery are in.
-        loading = asyncio.create_task(asyncio.to_thread(services.load))
+        loading = asyncio.create_task(asyncio.to_thread(state.load))
         try:
             yield
         finally:
             # A thread cannot be cancelled: ask the loader to stop between two batches, and let it
             # return before the store closes.
-            services.stopping.set()
+            state.stopping.set()
             await loading
-            services.close()
+            state.close()
 
     app = FastAPI(
         title="CLIP CIFAR-10 API",
@@ -41,9 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Zero-shot classification and text/image search over a persistent gallery.",
         lifespan=lifespan,
     )
-    app.state.services = services
+    app.state.app_state = state
     install_error_handlers(app)
-    install_observability(app, Metrics(gallery_size=lambda: len(services.gallery) if services.gallery else 0))
+    install_observability(app, Metrics(gallery_size=lambda: len(state.gallery) if state.gallery else 0))
     for module in (health, classify, search, gallery):
         app.include_router(module.router)
     return app

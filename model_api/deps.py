@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the loaded services and the API key, as `Annotated` aliases."""
+"""FastAPI dependencies: the loaded state and the API key, as `Annotated` aliases."""
 
 from __future__ import annotations
 
@@ -8,33 +8,33 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
 
-from .encoder import ClipService
+from .app_state import AppState
 from .gallery import Gallery
-from .services import Services
+from .served_model import ServedModel
 from .settings import Settings
 
 
-def get_services(request: Request) -> Services:
-    return request.app.state.services
+def get_state(request: Request) -> AppState:
+    return request.app.state.app_state
 
 
-ServicesDep = Annotated[Services, Depends(get_services)]
+StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings(services: ServicesDep) -> Settings:
-    return services.settings
+def get_settings(state: StateDep) -> Settings:
+    return state.settings
 
 
-def get_clip(services: ServicesDep) -> ClipService:
-    return services.require_clip()
+def get_model(state: StateDep) -> ServedModel:
+    return state.require_model()
 
 
-def get_gallery(services: ServicesDep) -> Gallery:
-    return services.require_gallery()
+def get_gallery(state: StateDep) -> Gallery:
+    return state.require_gallery()
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-ClipDep = Annotated[ClipService, Depends(get_clip)]
+ModelDep = Annotated[ServedModel, Depends(get_model)]
 GalleryDep = Annotated[Gallery, Depends(get_gallery)]
 
 _api_key_header = APIKeyHeader(

@@ -8,9 +8,9 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from .app_state import NotReadyError
 from .clip.preprocess import InvalidImageError
 from .gallery import ReadOnlyItemError, UnknownItemError
-from .services import NotReadyError
 from .uploads import UnsupportedImageError, UploadTooLargeError
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ import torch
 from .clip.data import Split
 from .clip.index import EmbeddingIndex
 from .clip.preprocess import bytes_to_tensor, tensor_to_image
-from .encoder import ClipService
+from .served_model import ServedModel
 from .store import GalleryStore, StoredItem
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,8 @@ class DatasetGallery:
 
 
 class Gallery:
-    def __init__(self, clip: ClipService, store: GalleryStore, dataset: DatasetGallery | None, index: EmbeddingIndex):
-        self.clip = clip
+    def __init__(self, model: ServedModel, store: GalleryStore, dataset: DatasetGallery | None, index: EmbeddingIndex):
+        self.model = model
         self.store = store
         self.dataset = dataset
         self.index = index
@@ -84,7 +84,7 @@ class Gallery:
     @classmethod
     def load(
         cls,
-        clip: ClipService,
+        model: ServedModel,
         store: GalleryStore,
         dataset: DatasetGallery | None,
         cache_dir: Path,
@@ -92,15 +92,15 @@ class Gallery:
         stopping: threading.Event,
     ) -> Gallery:
         """Raises `LoadStopped` when `stopping` is set while the dataset is being encoded."""
-        index = EmbeddingIndex(clip.dim, exact_max=exact_max)
+        index = EmbeddingIndex(model.dim, exact_max=exact_max)
         if dataset is not None:
-            vectors = _dataset_vectors(clip, dataset, cache_dir, stopping)
+            vectors = _dataset_vectors(model, dataset, cache_dir, stopping)
             index.add(np.arange(len(vectors)), vectors)
-        _embed_missing(clip, store)
-        user = store.vectors(clip.vectors_id)
+        _embed_missing(model, store)
+        user = store.vectors(model.vectors_id)
         if user:
             index.add(np.fromiter(user, dtype=np.int64) + USER_KEY_OFFSET, np.stack(list(user.values())))
-        return cls(clip, store, dataset, index)
+        return cls(model, store, dataset, index)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -154,10 +154,10 @@ class Gallery:
 
     def add(self, image: torch.Tensor, caption: str | None, label: str | None) -> GalleryItem:
         """image: (3, 32, 32) uint8, the model's input; stored losslessly as PNG."""
-        vector = self.clip.image_vectors(image[None])[0]
+        vector = self.model.image_vectors(image[None])[0]
         buffer = io.BytesIO()
         tensor_to_image(image).save(buffer, format="PNG")
-        stored = self.store.add(buffer.getvalue(), caption, label, self.clip.vectors_id, vector)
+        stored = self.store.add(buffer.getvalue(), caption, label, self.model.vectors_id, vector)
         self.index.add(np.array([USER_KEY_OFFSET + stored.number]), vector[None])
         return _user_item(stored)
 
@@ -199,13 +199,13 @@ def _user_item(stored: StoredItem) -> GalleryItem:
 
 
 def _dataset_vectors(
-    clip: ClipService, dataset: DatasetGallery, cache_dir: Path, stopping: threading.Event
+    model: ServedModel, dataset: DatasetGallery, cache_dir: Path, stopping: threading.Event
 ) -> np.ndarray:
     """(N, D) embeddings of the test split, from the cache or encoded once and cached."""
-    path = cache_dir / f"dataset-{clip.vectors_id}-{dataset.fingerprint[:16]}.npy"
+    path = cache_dir / f"dataset-{model.vectors_id}-{dataset.fingerprint[:16]}.npy"
     if path.exists():
         vectors = np.load(path, allow_pickle=False)
-        if vectors.shape == (len(dataset.split), clip.dim):
+        if vectors.shape == (len(dataset.split), model.dim):
             log.info("loaded %d cached dataset embeddings from %s", len(vectors), path)
             return vectors
     log.info("encoding %d dataset images (cached for next start in %s)", len(dataset.split), path)
@@ -213,20 +213,20 @@ def _dataset_vectors(
     for start in range(0, len(dataset.split), ENCODE_BATCH):
         if stopping.is_set():
             raise LoadStopped(f"stopped after encoding {start} of {len(dataset.split)} dataset images")
-        chunks.append(clip.image_vectors(dataset.split.images[start : start + ENCODE_BATCH]))
-    vectors = np.concatenate(chunks) if chunks else np.empty((0, clip.dim), dtype=np.float32)
+        chunks.append(model.image_vectors(dataset.split.images[start : start + ENCODE_BATCH]))
+    vectors = np.concatenate(chunks) if chunks else np.empty((0, model.dim), dtype=np.float32)
     _atomic_save(path, vectors)
     return vectors
 
 
-def _embed_missing(clip: ClipService, store: GalleryStore) -> None:
+def _embed_missing(model: ServedModel, store: GalleryStore) -> None:
     """Re-embed stored uploads that have no vector for this checkpoint (the model changed)."""
-    missing = store.without_vectors(clip.vectors_id)
+    missing = store.without_vectors(model.vectors_id)
     if not missing:
         return
-    log.info("re-embedding %d uploads for %s", len(missing), clip.vectors_id)
+    log.info("re-embedding %d uploads for %s", len(missing), model.vectors_id)
     images = torch.stack([bytes_to_tensor(png) for _, png in missing])
-    store.put_vectors(clip.vectors_id, [number for number, _ in missing], clip.image_vectors(images))
+    store.put_vectors(model.vectors_id, [number for number, _ in missing], model.image_vectors(images))
 
 
 def _atomic_save(path: Path, array: np.ndarray) -> None:

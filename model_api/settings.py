@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .clip.data import DEFAULT_CACHE_DIR, HUB_NAME
 from .clip.index import EXACT_SEARCH_MAX
 
 
@@ -14,11 +15,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLIP_", env_file=".env", extra="ignore", populate_by_name=True)
 
     checkpoint: Path = Field(Path("checkpoints/clip-cifar10"), description="checkpoint directory")
-    # The library and main.py read CIFAR10_DATA; accepting it here keeps one variable for all three.
-    data_source: str | None = Field(
-        None,
+    # main.py reads CIFAR10_DATA too; accepting it here keeps one variable for both.
+    data_source: str = Field(
+        HUB_NAME,
         validation_alias=AliasChoices("CLIP_DATA_SOURCE", "CIFAR10_DATA"),
-        description="dataset: local copy or hub name (None: the library's default)",
+        description="dataset: local copy in the hub's layout, or hub name",
+    )
+    cache_dir: Path = Field(DEFAULT_CACHE_DIR, description="decoded dataset arrays, shared with main.py")
+    text_encoder_path: Path | None = Field(
+        None, description="local copy of the sentence encoder (default: the packaged copy, else the hub)"
     )
     dataset_gallery: bool = Field(True, description="put the dataset's test split in the gallery")
     store_dir: Path = Field(Path(".cache/gallery"), description="SQLite gallery and cached embeddings")

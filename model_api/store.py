@@ -6,9 +6,10 @@ methods. Each add is one transaction holding the item, its PNG and its embedding
 with synchronous=FULL: once `add` returns the item survives a crash or power loss, and a crash
 mid-write leaves no half item behind.
 
-Embeddings are keyed by what made them (`ClipService.vectors_id`: the weights' sha256 and the
-embedding method; the column keeps its first name, `model_sha`): after a change of either the
-gallery finds the items without a vector for the new key and re-embeds them from their stored image.
+Embeddings are keyed by what made them (`ServedModel.vectors_id`: the weights' sha256 and the
+embedding method): after a change of either the gallery finds the items without a vector for the
+new key and re-embeds them from their stored image. Stores written before that column had its
+present name (it was `model_sha`, schema version 0) are migrated when opened.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class StoredItem:
 
 class GalleryStore(Protocol):
     def add(
-        self, png: bytes, caption: str | None, label: str | None, model_sha: str, vector: np.ndarray
+        self, png: bytes, caption: str | None, label: str | None, vectors_id: str, vector: np.ndarray
     ) -> StoredItem: ...
 
     def delete(self, number: int) -> bool: ...
@@ -48,19 +49,21 @@ class GalleryStore(Protocol):
 
     def page(self, offset: int, limit: int) -> list[StoredItem]: ...
 
-    def vectors(self, model_sha: str) -> dict[int, np.ndarray]:
+    def vectors(self, vectors_id: str) -> dict[int, np.ndarray]:
         """Items that have a vector for this model -> {number: (D,) float32}."""
         ...
 
-    def without_vectors(self, model_sha: str) -> list[tuple[int, bytes]]:
+    def without_vectors(self, vectors_id: str) -> list[tuple[int, bytes]]:
         """Items lacking a vector for this model -> [(number, png)]."""
         ...
 
-    def put_vectors(self, model_sha: str, numbers: list[int], vectors: np.ndarray) -> None: ...
+    def put_vectors(self, vectors_id: str, numbers: list[int], vectors: np.ndarray) -> None: ...
 
     def close(self) -> None: ...
 
 
+# 1: the vectors' key column is `vectors_id` (version 0 called it `model_sha`).
+SCHEMA_VERSION = 1
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     number INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -71,9 +74,9 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE TABLE IF NOT EXISTS vectors (
     number INTEGER NOT NULL REFERENCES items(number) ON DELETE CASCADE,
-    model_sha TEXT NOT NULL,
+    vectors_id TEXT NOT NULL,
     vector BLOB NOT NULL,
-    PRIMARY KEY (number, model_sha)
+    PRIMARY KEY (number, vectors_id)
 );
 """
 
@@ -88,8 +91,20 @@ class SqliteStore:
         for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON"):
             self._db.execute(f"PRAGMA {pragma}")
         self._db.executescript(_SCHEMA)
+        self._migrate()
 
-    def add(self, png: bytes, caption: str | None, label: str | None, model_sha: str, vector: np.ndarray) -> StoredItem:
+    def _migrate(self) -> None:
+        """Brings a store written by older code to `SCHEMA_VERSION` (SQLite's `user_version`)."""
+        with self._lock, self._transaction():
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(vectors)")}
+            if version < 1 and "model_sha" in columns:
+                self._db.execute("ALTER TABLE vectors RENAME COLUMN model_sha TO vectors_id")
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def add(
+        self, png: bytes, caption: str | None, label: str | None, vectors_id: str, vector: np.ndarray
+    ) -> StoredItem:
         created_at = time.time()
         with self._lock, self._transaction():
             number = self._db.execute(
@@ -97,8 +112,8 @@ class SqliteStore:
                 (caption, label, png, created_at),
             ).lastrowid
             self._db.execute(
-                "INSERT INTO vectors (number, model_sha, vector) VALUES (?, ?, ?)",
-                (number, model_sha, _vector_blob(vector)),
+                "INSERT INTO vectors (number, vectors_id, vector) VALUES (?, ?, ?)",
+                (number, vectors_id, _vector_blob(vector)),
             )
         return StoredItem(number, caption, label, created_at)
 
@@ -130,26 +145,26 @@ class SqliteStore:
             ).fetchall()
         return [StoredItem(*row) for row in rows]
 
-    def vectors(self, model_sha: str) -> dict[int, np.ndarray]:
+    def vectors(self, vectors_id: str) -> dict[int, np.ndarray]:
         with self._lock:
-            rows = self._db.execute("SELECT number, vector FROM vectors WHERE model_sha = ?", (model_sha,)).fetchall()
+            rows = self._db.execute("SELECT number, vector FROM vectors WHERE vectors_id = ?", (vectors_id,)).fetchall()
         return {number: np.frombuffer(blob, dtype=np.float32) for number, blob in rows}
 
-    def without_vectors(self, model_sha: str) -> list[tuple[int, bytes]]:
+    def without_vectors(self, vectors_id: str) -> list[tuple[int, bytes]]:
         with self._lock:
             return self._db.execute(
                 "SELECT number, png FROM items WHERE number NOT IN "
-                "(SELECT number FROM vectors WHERE model_sha = ?) ORDER BY number",
-                (model_sha,),
+                "(SELECT number FROM vectors WHERE vectors_id = ?) ORDER BY number",
+                (vectors_id,),
             ).fetchall()
 
-    def put_vectors(self, model_sha: str, numbers: list[int], vectors: np.ndarray) -> None:
+    def put_vectors(self, vectors_id: str, numbers: list[int], vectors: np.ndarray) -> None:
         """Stores vectors for this model and drops those of any other model (they are stale)."""
         with self._lock, self._transaction():
-            self._db.execute("DELETE FROM vectors WHERE model_sha != ?", (model_sha,))
+            self._db.execute("DELETE FROM vectors WHERE vectors_id != ?", (vectors_id,))
             self._db.executemany(
-                "INSERT OR REPLACE INTO vectors (number, model_sha, vector) VALUES (?, ?, ?)",
-                [(number, model_sha, _vector_blob(vector)) for number, vector in zip(numbers, vectors, strict=True)],
+                "INSERT OR REPLACE INTO vectors (number, vectors_id, vector) VALUES (?, ?, ?)",
+                [(number, vectors_id, _vector_blob(vector)) for number, vector in zip(numbers, vectors, strict=True)],
             )
 
     def close(self) -> None:

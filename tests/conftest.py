@@ -62,15 +62,16 @@ def tiny_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Keep every decoded-data cache of the test session out of the user's home."""
+    """Keep every decoded-data cache of the test session out of the user's home: in-process
+    loads take it as an argument; subprocesses (main.py, the servers) inherit the variable."""
     cache = tmp_path_factory.mktemp("cache")
     os.environ["CLIP_CACHE_DIR"] = str(cache)
     return cache
 
 
 @pytest.fixture(scope="session")
-def tiny_data(tiny_data_dir: Path):
-    return load_cifar10(str(tiny_data_dir))
+def tiny_data(tiny_data_dir: Path, isolated_cache: Path):
+    return load_cifar10(str(tiny_data_dir), isolated_cache)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,11 +18,7 @@ import torch
 from PIL import Image
 
 HUB_NAME = "uoft-cs/cifar10"
-
-
-def default_cache_dir() -> Path:
-    """$CLIP_CACHE_DIR, else ~/.cache/clip-cifar10."""
-    return Path(os.environ.get("CLIP_CACHE_DIR") or Path.home() / ".cache" / "clip-cifar10")
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "clip-cifar10"
 
 
 class DataUnavailableError(RuntimeError):
@@ -56,9 +51,8 @@ class Cifar10:
         return self.train.subset(order[val_size:]), self.train.subset(order[:val_size])
 
 
-def resolve_source(source: str | None) -> str:
-    """An explicit source, else $CIFAR10_DATA, else the hub name. Local paths become absolute."""
-    source = source or os.environ.get("CIFAR10_DATA") or HUB_NAME
+def resolve_source(source: str) -> str:
+    """A local copy's path becomes absolute (the cache is keyed by it); a hub name stays as is."""
     return str(Path(source).resolve()) if Path(source).exists() else source
 
 
@@ -94,9 +88,10 @@ def _fingerprint(arrays: dict[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
-def load_cifar10(source: str | None = None, cache_root: Path | None = None) -> Cifar10:
+def load_cifar10(source: str = HUB_NAME, cache_root: Path = DEFAULT_CACHE_DIR) -> Cifar10:
+    """source: the hub name or a local copy in the hub's layout; cache_root: where decoded arrays are kept."""
     source = resolve_source(source)
-    cache = _cache_dir(source, cache_root or default_cache_dir())
+    cache = _cache_dir(source, cache_root)
     names = ("train_images", "train_labels", "test_images", "test_labels")
     if (cache / "meta.json").exists():
         meta = json.loads((cache / "meta.json").read_text())

@@ -5,7 +5,7 @@ from typing import Annotated
 import torch
 from fastapi import APIRouter, File, Form, HTTPException, UploadFile, status
 
-from ..deps import ClipDep, GalleryDep, SettingsDep
+from ..deps import GalleryDep, ModelDep, SettingsDep
 from ..schemas import (
     BatchClassifyResponse,
     BatchItem,
@@ -26,18 +26,18 @@ TopKForm = Annotated[ClassifyTopK | None, Form()]
 @router.post("", summary="Zero-shot classify an uploaded image", responses=error_responses(400, 413, 415, 422, 503))
 def classify_upload(
     file: Annotated[UploadFile, File(description="PNG, JPEG, WebP, GIF or BMP of any size and mode.")],
-    clip: ClipDep,
+    model: ModelDep,
     settings: SettingsDep,
     labels: LabelsForm = None,
     top_k: TopKForm = None,
 ) -> ClassifyResponse:
     image = read_image(file, settings.max_upload_bytes)
-    return ClassifyResponse.of(clip.classify(clip.image_vectors(image[None]), labels, top_k)[0])
+    return ClassifyResponse.of(model.classify(model.image_vectors(image[None]), labels, top_k)[0])
 
 
 @router.post("/gallery", summary="Zero-shot classify a gallery item", responses=error_responses(404, 422, 503))
-def classify_gallery_item(body: ClassifyGalleryRequest, clip: ClipDep, gallery: GalleryDep) -> ClassifyResponse:
-    return ClassifyResponse.of(clip.classify(gallery.vector(body.id)[None], body.labels, body.top_k)[0])
+def classify_gallery_item(body: ClassifyGalleryRequest, model: ModelDep, gallery: GalleryDep) -> ClassifyResponse:
+    return ClassifyResponse.of(model.classify(gallery.vector(body.id)[None], body.labels, body.top_k)[0])
 
 
 @router.post(
@@ -48,7 +48,7 @@ def classify_gallery_item(body: ClassifyGalleryRequest, clip: ClipDep, gallery: 
 )
 def classify_batch(
     files: Annotated[list[UploadFile], File(description="The images, in the order results are returned.")],
-    clip: ClipDep,
+    model: ModelDep,
     settings: SettingsDep,
     labels: LabelsForm = None,
     top_k: TopKForm = None,
@@ -57,7 +57,7 @@ def classify_batch(
         detail = f"at most {settings.max_batch_files} files per batch, got {len(files)}"
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
     images = [read_image(file, settings.max_upload_bytes) for file in files]
-    rankings = clip.classify(clip.image_vectors(torch.stack(images)), labels, top_k)
+    rankings = model.classify(model.image_vectors(torch.stack(images)), labels, top_k)
     return BatchClassifyResponse(
         results=[
             BatchItem(filename=file.filename, predictions=ClassifyResponse.of(ranking).predictions)

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from ..deps import ClipDep, GalleryDep, SettingsDep
+from ..deps import GalleryDep, ModelDep, SettingsDep
 from ..schemas import MinScore, SearchResponse, SearchTopK, SimilarSearchRequest, TextSearchRequest, error_responses
 from ..uploads import read_image
 
@@ -12,8 +12,8 @@ router = APIRouter(prefix="/v1/search", tags=["search"])
 
 
 @router.post("/text", summary="Gallery images matching a text query", responses=error_responses(422, 503))
-def search_text(body: TextSearchRequest, clip: ClipDep, gallery: GalleryDep) -> SearchResponse:
-    return SearchResponse.of(gallery.search(clip.text_vector(body.query), body.top_k, body.min_score))
+def search_text(body: TextSearchRequest, model: ModelDep, gallery: GalleryDep) -> SearchResponse:
+    return SearchResponse.of(gallery.search(model.text_vector(body.query), body.top_k, body.min_score))
 
 
 @router.post(
@@ -21,13 +21,13 @@ def search_text(body: TextSearchRequest, clip: ClipDep, gallery: GalleryDep) -> 
 )
 def search_image(
     file: Annotated[UploadFile, File(description="PNG, JPEG, WebP, GIF or BMP of any size and mode.")],
-    clip: ClipDep,
+    model: ModelDep,
     gallery: GalleryDep,
     settings: SettingsDep,
     top_k: Annotated[SearchTopK, Form()] = 10,
     min_score: Annotated[MinScore | None, Form()] = None,
 ) -> SearchResponse:
-    vector = clip.image_vectors(read_image(file, settings.max_upload_bytes)[None])[0]
+    vector = model.image_vectors(read_image(file, settings.max_upload_bytes)[None])[0]
     return SearchResponse.of(gallery.search(vector, top_k, min_score))
 
 

@@ -21,11 +21,11 @@ MAX_UPLOAD_BYTES = 300_000
 
 def build_settings(checkpoint: Path, data_dir: Path | None, store_dir: Path, **overrides) -> Settings:
     defaults = {"api_key": API_KEY, "max_upload_bytes": MAX_UPLOAD_BYTES, "max_batch_files": 4}
+    data = {"data_source": str(data_dir)} if data_dir else {"dataset_gallery": False}
     return Settings(
         _env_file=None,
         checkpoint=checkpoint,
-        data_source=str(data_dir) if data_dir else None,
-        dataset_gallery=data_dir is not None,
+        **data,
         store_dir=store_dir,
         **{**defaults, **overrides},
     )

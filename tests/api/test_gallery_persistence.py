@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from model_api.app_state import AppState
 from model_api.clip.checkpoint import load_checkpoint, save_checkpoint, weights_sha256
-from model_api.services import Services
 
 from .conftest import API_KEY, encode
 
@@ -50,7 +50,7 @@ def test_new_checkpoint_invalidates_cached_embeddings(serve, make_settings, tiny
     old = serve(make_settings())
     png = encode(tiny_data.test.images[1])
     item_id = old.post("/v1/gallery", files={"file": ("a.png", png, "image/png")}, headers=AUTH).json()["id"]
-    old_vector = old.app.state.services.gallery.vector(item_id)
+    old_vector = old.app.state.app_state.gallery.vector(item_id)
 
     changed = tmp_path / "changed"
     shutil.copytree(tiny_checkpoint, changed)
@@ -63,21 +63,21 @@ def test_new_checkpoint_invalidates_cached_embeddings(serve, make_settings, tiny
     new = serve(make_settings(checkpoint=changed))
     caches = sorted(path.name for path in (tmp_path / "store" / "embeddings").glob("dataset-*.npy"))
     assert len(caches) == 2 and any(weights_sha256(changed)[:16] in name for name in caches)
-    services = new.app.state.services
-    expected = services.clip.image_vectors(tiny_data.test.images[:1])[0]
-    np.testing.assert_allclose(services.gallery.vector("test-0"), expected, atol=1e-5)
-    new_vector = services.gallery.vector(item_id)  # the upload was re-embedded from its stored image
-    np.testing.assert_allclose(new_vector, services.clip.image_vectors(tiny_data.test.images[1:2])[0], atol=1e-5)
+    state = new.app.state.app_state
+    expected = state.model.image_vectors(tiny_data.test.images[:1])[0]
+    np.testing.assert_allclose(state.gallery.vector("test-0"), expected, atol=1e-5)
+    new_vector = state.gallery.vector(item_id)  # the upload was re-embedded from its stored image
+    np.testing.assert_allclose(new_vector, state.model.image_vectors(tiny_data.test.images[1:2])[0], atol=1e-5)
     assert not np.allclose(new_vector, old_vector, atol=1e-3)
 
 
 def test_shutdown_during_the_first_encoding_stops_it_and_caches_nothing(make_settings, tmp_path):
-    services = Services(make_settings())
-    services.stopping.set()  # what the lifespan does at shutdown
-    services.load()
-    assert services.clip is not None and services.gallery is None and services.error is None
+    state = AppState(make_settings())
+    state.stopping.set()  # what the lifespan does at shutdown
+    state.load()
+    assert state.model is not None and state.gallery is None and state.error is None
     assert not list((tmp_path / "store" / "embeddings").glob("dataset-*.npy"))
-    later = Services(make_settings())  # the next start encodes and caches as usual
+    later = AppState(make_settings())  # the next start encodes and caches as usual
     later.load()
     assert later.gallery is not None and len(later.gallery) == later.gallery.dataset_size > 0
     assert len(list((tmp_path / "store" / "embeddings").glob("dataset-*.npy"))) == 1

@@ -12,8 +12,8 @@ def test_loads_hub_layout_with_class_names(tiny_data) -> None:
     assert sorted(tiny_data.test.labels.unique().tolist()) == list(range(10))
 
 
-def test_second_load_reads_the_cache_not_the_source(tiny_data_dir, tiny_data, tmp_path) -> None:
-    again = load_cifar10(str(tiny_data_dir))
+def test_second_load_reads_the_cache_not_the_source(tiny_data_dir, tiny_data, isolated_cache) -> None:
+    again = load_cifar10(str(tiny_data_dir), isolated_cache)
     assert again.fingerprint == tiny_data.fingerprint
     assert torch.equal(again.test.images, tiny_data.test.images)
 

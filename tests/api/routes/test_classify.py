@@ -142,6 +142,6 @@ def test_label_embeddings_are_cached(client, test_png, monkeypatch):
     """A second request with the same labels encodes no text."""
     classify(client, test_png, labels="sun, moon")
     calls = []
-    monkeypatch.setattr("model_api.encoder.embed_labels", lambda *args: calls.append(args) or torch.zeros(0))
+    monkeypatch.setattr("model_api.served_model.embed_labels", lambda *args: calls.append(args) or torch.zeros(0))
     assert classify(client, test_png, labels="sun, moon").status_code == 200
     assert calls == []

@@ -69,7 +69,7 @@ def test_starts_without_dataset_and_still_classifies(serve, make_settings, monke
     def unreachable(source):
         raise DataUnavailableError("hub unreachable")
 
-    monkeypatch.setattr("model_api.services.load_cifar10", unreachable)
+    monkeypatch.setattr("model_api.app_state.load_cifar10", unreachable)
     client = serve(make_settings())
     ready = client.get("/ready").json()
     assert ready["gallery_size"] == 0

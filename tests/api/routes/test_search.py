@@ -29,7 +29,7 @@ def test_min_score_filters_results(client):
 
 def test_repeated_query_is_served_from_the_cache(client, monkeypatch):
     search_text(client, query="a red truck")
-    monkeypatch.setattr("model_api.encoder.embed_texts", lambda *args: pytest.fail("query was re-encoded"))
+    monkeypatch.setattr("model_api.served_model.embed_texts", lambda *args: pytest.fail("query was re-encoded"))
     assert search_text(client, query="a red truck").status_code == 200
 
 

@@ -55,7 +55,7 @@ class LruCache:
         return torch.stack([found[key] for key in keys])
 
 
-class ClipService:
+class ServedModel:
     def __init__(self, model: Clip, config: dict[str, Any], checkpoint: Path, cache_size: int) -> None:
         self.model = prepare_for_inference(model)
         self.config = config
@@ -68,7 +68,7 @@ class ClipService:
         self._labels = LruCache(cache_size)
 
     @classmethod
-    def load(cls, checkpoint: Path, cache_size: int) -> ClipService:
+    def load(cls, checkpoint: Path, cache_size: int) -> ServedModel:
         model, config = load_checkpoint(checkpoint)
         return cls(model, config, checkpoint, cache_size)
 

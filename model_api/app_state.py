@@ -7,8 +7,8 @@ import threading
 import time
 
 from .clip.data import DataUnavailableError, load_cifar10
-from .encoder import ClipService
 from .gallery import DatasetGallery, Gallery, LoadStopped
+from .served_model import ServedModel
 from .settings import Settings
 from .store import SqliteStore
 
@@ -19,10 +19,10 @@ class NotReadyError(RuntimeError):
     """The model or gallery is still loading, or failed to load."""
 
 
-class Services:
+class AppState:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.clip: ClipService | None = None
+        self.model: ServedModel | None = None
         self.gallery: Gallery | None = None
         self.dataset_status = "not loaded yet"
         self.dataset_loaded = False
@@ -40,11 +40,11 @@ class Services:
         started = time.perf_counter()
         settings = self.settings
         try:
-            self.clip = ClipService.load(settings.checkpoint, settings.text_cache_size)
-            log.info("loaded checkpoint %s (sha256 %s)", settings.checkpoint, self.clip.sha256[:12])
+            self.model = ServedModel.load(settings.checkpoint, settings.text_cache_size)
+            log.info("loaded checkpoint %s (sha256 %s)", settings.checkpoint, self.model.sha256[:12])
             store = SqliteStore(settings.store_dir / "gallery.sqlite3")
             self.gallery = Gallery.load(
-                self.clip,
+                self.model,
                 store,
                 self._load_dataset(),
                 settings.store_dir / "embeddings",
@@ -67,7 +67,7 @@ class Services:
             self.dataset_status = "disabled by CLIP_DATASET_GALLERY"
             return None
         try:
-            data = load_cifar10(self.settings.data_source)
+            data = load_cifar10(self.settings.data_source, self.settings.cache_dir)
         except DataUnavailableError as error:
             self.dataset_status = f"unavailable, gallery holds uploads only: {error}"
             log.warning("%s", self.dataset_status)
@@ -80,16 +80,16 @@ class Services:
     def not_ready_reason(self) -> str | None:
         if self.error is not None:
             return f"loading failed: {self.error}"
-        if self.clip is None:
+        if self.model is None:
             return "loading the model"
         if self.gallery is None:
             return "model loaded; loading the gallery"
         return None
 
-    def require_clip(self) -> ClipService:
-        if self.clip is None:
+    def require_model(self) -> ServedModel:
+        if self.model is None:
             raise NotReadyError(self.not_ready_reason)
-        return self.clip
+        return self.model
 
     def require_gallery(self) -> Gallery:
         if self.gallery is None:
