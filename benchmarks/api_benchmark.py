@@ -51,7 +51,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from reporting import save_json  # noqa: E402  (this folder is on sys.path when run as a script)
+from reporting import add_data_arguments, save_json  # noqa: E402  (this folder is on sys.path when run as a script)
 
 from model_api.settings import Settings  # noqa: E402
 
@@ -309,7 +309,7 @@ def bench_accuracy(http: httpx.Client, args: argparse.Namespace) -> dict:
     from model_api.clip.data import load_cifar10
     from model_api.clip.preprocess import tensor_to_image
 
-    data = load_cifar10(args.data)
+    data = load_cifar10(args.data, args.cache_dir)
     count = min(args.accuracy_limit or len(data.test), len(data.test))
     correct = 0
     for image, label in zip(data.test.images[:count], data.test.labels[:count].tolist(), strict=True):
@@ -388,7 +388,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     settings = Settings()  # the same defaults the server resolves from the environment and .env
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=settings.checkpoint)
-    parser.add_argument("--data", default=settings.data_source, help="dataset: local copy or hub name")
+    add_data_arguments(parser)
     parser.add_argument(
         "--store-dir",
         type=Path,

@@ -23,12 +23,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reporting import save_json  # noqa: E402  (this folder is on sys.path when run as a script)
+from reporting import add_data_arguments, save_json  # noqa: E402  (this folder is on sys.path when run as a script)
 
 from model_api.clip.checkpoint import load_checkpoint  # noqa: E402
 from model_api.clip.config import TrainConfig  # noqa: E402
 from model_api.clip.data import load_cifar10, to_float  # noqa: E402
-from model_api.clip.inference import embed_labels, inference_mode, prepare_for_inference  # noqa: E402
+from model_api.clip.inference import embed_labels, inference_mode  # noqa: E402
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "clip-cifar10"
 
@@ -71,13 +71,12 @@ def linear_probe(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    parser.add_argument("--data", help="dataset: hub name or local copy (default: $CIFAR10_DATA, else the hub)")
+    add_data_arguments(parser)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
     model, config = load_checkpoint(args.checkpoint)
-    model = prepare_for_inference(model)
-    data = load_cifar10(args.data)
+    data = load_cifar10(args.data, args.cache_dir)
     val_size = config.get("train", {}).get("val_size", TrainConfig.val_size)
     train, _ = data.train_val(val_size, seed=0)  # the split training used: no validation image
     test = data.test

@@ -26,7 +26,7 @@ from reporting import save_json  # noqa: E402  (this folder is on sys.path when 
 
 from model_api.clip.checkpoint import load_checkpoint  # noqa: E402
 from model_api.clip.hardware import bf16_is_fast  # noqa: E402
-from model_api.clip.inference import embed_images, embed_texts, prepare_for_inference  # noqa: E402
+from model_api.clip.inference import embed_images, embed_texts  # noqa: E402
 
 
 def median_seconds(fn, repeats: int, warmup: int = 3) -> float:
@@ -67,15 +67,15 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=Path("checkpoints/clip-cifar10"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    model, _ = load_checkpoint(args.checkpoint)
+    model, _ = load_checkpoint(args.checkpoint)  # channels_last, as served
     results = {
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "product_precision": "bf16_channels_last" if bf16_is_fast() else "fp32_channels_last",
-        "fp32_nchw": measure(model.eval(), bf16=False),
-        "fp32_channels_last": measure(prepare_for_inference(model), bf16=False),
-        "bf16_channels_last": measure(prepare_for_inference(model), bf16=True),
+        "fp32_channels_last": measure(model, bf16=False),
+        "bf16_channels_last": measure(model, bf16=True),
+        "fp32_nchw": measure(model.to(memory_format=torch.contiguous_format), bf16=False),
     }
     print(json.dumps(results, indent=2))
     save_json(results, args.json)

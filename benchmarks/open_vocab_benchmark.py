@@ -11,7 +11,7 @@ group the classes under new words (the file's `label_groupings`, else its one `l
 e.g. "a creature" vs "a means of transport"; right when the image's class is in the predicted
 group), class-prompt retrieval and zero-shot accuracy (`model_api.clip.evaluate`), the
 median text-encoding latency of one query at a time (uncached: what a new query costs the
-API), and the process's peak RSS after loading the checkpoint. Data comes from $CIFAR10_DATA (or --data).
+API), and the process's peak RSS after loading the checkpoint. Data: --data, else CIFAR10_DATA as the API reads it.
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reporting import save_json  # noqa: E402  (this folder is on sys.path when run as a script)
+from reporting import add_data_arguments, save_json  # noqa: E402  (this folder is on sys.path when run as a script)
 
+from model_api.clip.captions import normalised  # noqa: E402
 from model_api.clip.checkpoint import load_checkpoint  # noqa: E402
 from model_api.clip.data import load_cifar10  # noqa: E402
 from model_api.clip.evaluate import evaluate, ranked_relevance, retrieval_metrics  # noqa: E402
-from model_api.clip.inference import embed_images, embed_labels, embed_texts, prepare_for_inference  # noqa: E402
+from model_api.clip.inference import embed_images, embed_labels, embed_texts  # noqa: E402
 from model_api.clip.model import Clip  # noqa: E402
-from model_api.clip.prompts import normalised, training_captions  # noqa: E402
 
 QUERIES = Path(__file__).with_name("open_vocab_queries_heldout.json")
 
@@ -83,6 +83,7 @@ def text_latency_ms(model: Clip, texts: list[str]) -> float:
 
 
 def per_query_results(
+    model: Clip,
     queries: list[dict[str, str]],
     similarity: torch.Tensor,
     labels: torch.Tensor,
@@ -91,7 +92,7 @@ def per_query_results(
 ) -> list[dict[str, Any]]:
     """P@10 of each query, the class most of its top 10 came from, and whether the query is
     itself a training caption."""
-    captions = {normalised(caption) for caption in training_captions(classes)[0]}
+    captions = {normalised(caption) for caption in model.captions.training_captions()[0]}
     top10 = similarity.topk(10, dim=1).indices  # (Q, 10)
     precision = ranked_relevance(similarity, labels, targets)[:, :10].mean(dim=1)  # (Q,)
     return [
@@ -105,16 +106,15 @@ def per_query_results(
     ]
 
 
-def run(checkpoint: Path, queries_path: Path, data_source: str | None) -> dict[str, Any]:
+def run(checkpoint: Path, queries_path: Path, data_source: str, cache_dir: Path) -> dict[str, Any]:
     model, config = load_checkpoint(checkpoint)
-    model = prepare_for_inference(model)
     rss_after_load = peak_rss_mib()
-    data = load_cifar10(data_source)
+    data = load_cifar10(data_source, cache_dir)
     evaluation_set = json.loads(queries_path.read_text())
     queries, targets = load_queries(evaluation_set, data.classes)
     image_embeddings = embed_images(model, data.test.images)  # (N, D)
     similarity = embed_texts(model, [query["query"] for query in queries]) @ image_embeddings.T  # (Q, N)
-    per_query = per_query_results(queries, similarity, data.test.labels, targets, data.classes)
+    per_query = per_query_results(model, queries, similarity, data.test.labels, targets, data.classes)
     unseen = torch.tensor([not r["training_caption"] for r in per_query])
     unseen_results = [r for r in per_query if not r["training_caption"]]
     by_kind = {
@@ -182,10 +182,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--queries", type=Path, default=QUERIES)
-    parser.add_argument("--data", help="dataset source (default: $CIFAR10_DATA, else the hub)")
+    add_data_arguments(parser)
     parser.add_argument("--json", type=Path, help="write every figure and the per-query results here")
     args = parser.parse_args()
-    results = run(args.checkpoint, args.queries, args.data)
+    results = run(args.checkpoint, args.queries, args.data, args.cache_dir)
     print_summary(results)
     save_json(results, args.json)
 

@@ -1,9 +1,20 @@
-"""Where every benchmark's figures go: a JSON file that BENCHMARKS.md cites."""
+"""What every benchmark shares: where the data comes from, and the JSON file of figures that
+BENCHMARKS.md cites."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
+
+from model_api.settings import Settings
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """--data and --cache-dir, defaulting to what the API resolves from the environment and .env."""
+    settings = Settings()
+    parser.add_argument("--data", default=settings.data_source, help="dataset: local copy or hub name")
+    parser.add_argument("--cache-dir", type=Path, default=settings.cache_dir, help="decoded dataset arrays")
 
 
 def save_json(results: dict, path: Path | None) -> None:

@@ -40,7 +40,7 @@ class AppState:
         started = time.perf_counter()
         settings = self.settings
         try:
-            self.model = ServedModel.load(settings.checkpoint, settings.text_cache_size)
+            self.model = ServedModel.load(settings.checkpoint, settings.text_cache_size, settings.text_encoder_path)
             log.info("loaded checkpoint %s (sha256 %s)", settings.checkpoint, self.model.sha256[:12])
             store = SqliteStore(settings.store_dir / "gallery.sqlite3")
             self.gallery = Gallery.load(

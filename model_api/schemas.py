@@ -6,9 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from .clip.inference import parse_labels
+from .clip.inference import Ranking, parse_labels
 from .gallery import GalleryItem
-from .served_model import Ranking
 
 MAX_TOP_K = 100
 MAX_LABELS = 50

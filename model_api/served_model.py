@@ -16,17 +16,8 @@ import numpy as np
 import torch
 
 from .clip.checkpoint import load_checkpoint, read_metrics, weights_sha256
-from .clip.inference import (
-    IMAGE_EMBEDDING,
-    embed_images,
-    embed_labels,
-    embed_texts,
-    label_probabilities,
-    prepare_for_inference,
-)
+from .clip.inference import IMAGE_EMBEDDING, Ranking, embed_images, embed_labels, embed_texts, rank_labels
 from .clip.model import Clip
-
-Ranking = list[tuple[str, float]]  # (label, probability), most likely first
 
 
 class LruCache:
@@ -57,7 +48,8 @@ class LruCache:
 
 class ServedModel:
     def __init__(self, model: Clip, config: dict[str, Any], checkpoint: Path, cache_size: int) -> None:
-        self.model = prepare_for_inference(model)
+        """model: as `load_checkpoint` returns it, ready for inference."""
+        self.model = model
         self.config = config
         self.checkpoint = checkpoint
         self.sha256 = weights_sha256(checkpoint)
@@ -68,13 +60,14 @@ class ServedModel:
         self._labels = LruCache(cache_size)
 
     @classmethod
-    def load(cls, checkpoint: Path, cache_size: int) -> ServedModel:
-        model, config = load_checkpoint(checkpoint)
+    def load(cls, checkpoint: Path, cache_size: int, text_encoder_path: Path | None = None) -> ServedModel:
+        model, config = load_checkpoint(checkpoint, text_encoder_path)
         return cls(model, config, checkpoint, cache_size)
 
     @property
     def classes(self) -> list[str]:
-        return list(self.config["classes"])
+        """The default labels: the classes of the caption set the checkpoint was trained on."""
+        return list(self.model.captions.classes)
 
     @property
     def dim(self) -> int:
@@ -95,9 +88,4 @@ class ServedModel:
         """
         labels = list(labels or self.classes)
         label_vectors = self._labels.get_many(labels, lambda missing: embed_labels(self.model, missing))  # (L, D)
-        probabilities = label_probabilities(self.model, torch.from_numpy(vectors), label_vectors)  # (N, L)
-        scores, order = probabilities.topk(min(top_k or len(labels), len(labels)), dim=1)
-        return [
-            [(labels[i], score) for i, score in zip(row_order.tolist(), row_scores.tolist(), strict=True)]
-            for row_order, row_scores in zip(order, scores, strict=True)
-        ]
+        return rank_labels(self.model, torch.from_numpy(vectors), label_vectors, labels, top_k or len(labels))

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from model_api.clip.captions import CIFAR10_CAPTIONS, CaptionSet
 from model_api.clip.config import ClipConfig, ImageEncoderConfig, TextEncoderConfig, TrainConfig
 from model_api.clip.data import load_cifar10
-from model_api.clip.prompts import CIFAR10_CLASSES
+
+CAPTIONS = CaptionSet.read(CIFAR10_CAPTIONS)  # the shipped caption set: the tiny data has its classes
 
 TINY_MODEL = ClipConfig(
     image=ImageEncoderConfig(whitening_width=8, widths=(8, 16, 16)),
@@ -44,7 +46,7 @@ def write_tiny_cifar(root: Path, train_per_class: int = 20, test_per_class: int 
     """Writes root/plain_text/{train,test}-00000-of-00001.parquet like uoft-cs/cifar10."""
     import datasets
 
-    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=list(CIFAR10_CLASSES))})
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(names=list(CAPTIONS.classes))})
     rng = np.random.default_rng(0)
     (root / "plain_text").mkdir(parents=True, exist_ok=True)
     for split, per_class in (("train", train_per_class), ("test", test_per_class)):
@@ -80,7 +82,7 @@ def tiny_run(tiny_data, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from model_api.clip.train import Trainer
 
     output = tmp_path_factory.mktemp("tiny_run")
-    Trainer(tiny_data, TINY_MODEL, TINY_RECIPE, output).fit()
+    Trainer(tiny_data, TINY_MODEL, TINY_RECIPE, output, CAPTIONS).fit()
     return output
 
 

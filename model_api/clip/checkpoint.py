@@ -1,7 +1,8 @@
-"""Checkpoints: `model.safetensors` (weights) + `config.json` (everything else).
+"""Checkpoints: `model.safetensors` (weights), `config.json` (architecture, recipe, metrics) and
+`captions.json` (the caption set it was trained on: classes, prompt templates, words).
 
-Loading rebuilds the model from the JSON alone and never unpickles. Both files are written to
-temporary names and renamed, so an interrupted save leaves the previous checkpoint intact.
+Loading rebuilds the model from those files alone and never unpickles. Every file is written to
+a temporary name and renamed, so an interrupted save leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 
 from safetensors.torch import load_file, save_file
 
+from .captions import CAPTIONS_FILE, CaptionSet, CaptionSetError
 from .config import ClipConfig
+from .inference import prepare_for_inference
 from .model import Clip
 
 WEIGHTS_FILE = "model.safetensors"
@@ -33,8 +36,9 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def save_checkpoint(model: Clip, directory: Path, metadata: dict[str, Any]) -> None:
-    """metadata: classes, templates, training recipe, data fingerprint, metrics..."""
+    """metadata: training recipe, data fingerprint, metrics..."""
     directory.mkdir(parents=True, exist_ok=True)
+    model.captions.write(directory / CAPTIONS_FILE)
     tmp = directory / (WEIGHTS_FILE + ".tmp")
     weights = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
     save_file(weights, str(tmp))
@@ -65,12 +69,28 @@ def check_weights_match_tower(model: Clip, weights: dict[str, Any], directory: P
         )
 
 
-def load_checkpoint(directory: Path | str) -> tuple[Clip, dict[str, Any]]:
-    """-> (model in eval mode, the config.json contents)."""
+def read_captions(directory: Path) -> CaptionSet:
+    try:
+        return CaptionSet.read(Path(directory) / CAPTIONS_FILE)
+    except CaptionSetError as error:
+        raise CheckpointError(
+            f"checkpoint {directory} has no readable {CAPTIONS_FILE} ({error}); a checkpoint trained before "
+            f"caption sets were saved with it was trained on model_api/clip/cifar10_captions.json: copy it "
+            f"there as {CAPTIONS_FILE}"
+        ) from error
+
+
+def load_checkpoint(directory: Path | str, text_encoder_path: Path | None = None) -> tuple[Clip, dict[str, Any]]:
+    """-> (model ready for inference, the config.json contents).
+
+    text_encoder_path: a local copy of the pretrained sentence encoder the config names, if not
+    the packaged copy or the hub.
+    """
     directory = Path(directory)
     config = read_config(directory)
+    captions = read_captions(directory)
     try:
-        model = Clip(ClipConfig.from_dict(config["model"]))
+        model = Clip(ClipConfig.from_dict(config["model"]), captions, text_encoder_path)
         weights = load_file(str(directory / WEIGHTS_FILE))
         check_weights_match_tower(model, weights, directory)
         model.load_state_dict(weights)
@@ -78,7 +98,7 @@ def load_checkpoint(directory: Path | str) -> tuple[Clip, dict[str, Any]]:
         raise
     except Exception as error:  # safetensors, shape, config and text-tower errors all mean "cannot load"
         raise CheckpointError(f"cannot load checkpoint {directory}: {error}") from error
-    return model.eval(), config
+    return prepare_for_inference(model), config
 
 
 def weights_sha256(directory: Path | str) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from .data import Split
-from .inference import average_views, embed_images, embed_labels
+from .inference import average_views, embed_labels, embed_views
 from .model import Clip
 
 
@@ -48,8 +48,8 @@ def evaluate(model: Clip, split: Split, classes: tuple[str, ...]) -> dict[str, A
     """Zero-shot accuracy and class-prompt retrieval of the flip-averaged embeddings the product
     serves (`embed_images`), and under `single_view` the same for one view of each image."""
     started = time.perf_counter()
-    single_view = embed_images(model, split.images, mirror=False)
-    image_embeddings = average_views(single_view, embed_images(model, split.images.flip(-1), mirror=False))
+    single_view, mirrored = embed_views(model, split.images)
+    image_embeddings = average_views(single_view, mirrored)
     seconds = time.perf_counter() - started
     class_embeddings = embed_labels(model, classes)
     similarity = image_embeddings @ class_embeddings.T  # (N, C)

@@ -15,7 +15,8 @@ import torch
 from .data import to_float
 from .hardware import bf16_is_fast
 from .model import Clip
-from .prompts import label_prompts
+
+Ranking = list[tuple[str, float]]  # (label, probability), most likely first
 
 # How `embed_images` makes the vectors the product stores: part of a stored vector's key, so a
 # change of method re-embeds the gallery as a change of weights does.
@@ -39,21 +40,37 @@ def embed_images(
 ) -> torch.Tensor:
     """(N, 3, 32, 32) uint8 -> (N, D) float32 unit vectors.
 
-    With `mirror` (what the product serves) each image goes through the tower together with its
-    mirror image, in the same batch, and the two embeddings are averaged: airbench's flip
-    test-time augmentation, worth +0.9 to +1.1 points of zero-shot accuracy and better retrieval
-    (BENCHMARKS.md) for twice the encoding work. The gallery pays that once when it indexes;
-    one upload hardly notices. `mirror=False` encodes the image alone.
+    With `mirror` (what the product serves) each image's embedding is averaged with its mirror
+    image's (`embed_views`): airbench's flip test-time augmentation, better zero-shot accuracy
+    and retrieval for twice the encoding work (BENCHMARKS.md). The gallery pays that once when
+    it indexes; one upload hardly notices. `mirror=False` encodes the image alone.
     """
+    views = _encode(model, images, batch_size, bf16, mirror)  # (N, V, D)
+    return average_views(views[:, 0], views[:, 1]) if mirror else views[:, 0]
+
+
+def embed_views(
+    model: Clip, images: torch.Tensor, batch_size: int = 256, bf16: bool | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, 3, 32, 32) uint8 -> the (N, D) unit embeddings of the images and of their mirror
+    images, for callers that score one view and the served average side by side."""
+    views = _encode(model, images, batch_size, bf16, mirror=True)
+    return views[:, 0], views[:, 1]
+
+
+def _encode(model: Clip, images: torch.Tensor, batch_size: int, bf16: bool | None, mirror: bool) -> torch.Tensor:
+    """(N, 3, 32, 32) uint8 -> (N, V, D): V = 2 (image, mirror image) with `mirror`, else 1. An
+    image and its mirror go through the tower in the same batch: one forward pass for both."""
+    views = 2 if mirror else 1
     chunks = []
     with inference_mode(bf16):
         for start in range(0, len(images), batch_size):
             batch = to_float(images[start : start + batch_size])
             if mirror:
                 batch = torch.cat([batch, batch.flip(-1)])
-            embeddings = model.encode_image(batch.contiguous(memory_format=torch.channels_last))
-            chunks.append(average_views(*embeddings.chunk(2)) if mirror else embeddings)
-    return torch.cat(chunks) if chunks else torch.empty(0, model.config.embed_dim)
+            embeddings = model.encode_image(batch.contiguous(memory_format=torch.channels_last))  # (V*B, D)
+            chunks.append(torch.stack(embeddings.chunk(views), dim=1))  # (B, V, D)
+    return torch.cat(chunks) if chunks else torch.empty(0, views, model.config.embed_dim)
 
 
 def average_views(embeddings: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
@@ -68,8 +85,9 @@ def embed_texts(model: Clip, texts: Sequence[str], bf16: bool | None = None) -> 
 
 
 def embed_labels(model: Clip, labels: Sequence[str], bf16: bool | None = None) -> torch.Tensor:
-    """One embedding per label: the renormalised mean over its prompt ensemble. -> (L, D)"""
-    prompts = [prompt for label in labels for prompt in label_prompts(label)]
+    """One embedding per label: the renormalised mean over its prompt ensemble (the templates of
+    the model's caption set). -> (L, D)"""
+    prompts = [prompt for label in labels for prompt in model.captions.label_prompts(label)]
     per_prompt = embed_texts(model, prompts, bf16).view(len(labels), -1, model.config.embed_dim)
     return torch.nn.functional.normalize(per_prompt.mean(dim=1), dim=-1)
 
@@ -78,6 +96,18 @@ def label_probabilities(model: Clip, image_embeddings: torch.Tensor, label_embed
     """(N, D) x (L, D) -> (N, L) softmax over labels at the model's learned temperature."""
     with torch.inference_mode():
         return (model.scale() * image_embeddings @ label_embeddings.T).softmax(dim=-1)
+
+
+def rank_labels(
+    model: Clip, image_embeddings: torch.Tensor, label_embeddings: torch.Tensor, labels: Sequence[str], top_k: int
+) -> list[Ranking]:
+    """(N, D) images x (L, D) labels -> per image its top_k labels by probability, most likely first."""
+    probabilities = label_probabilities(model, image_embeddings, label_embeddings)  # (N, L)
+    scores, order = probabilities.topk(min(top_k, len(labels)), dim=1)
+    return [
+        [(labels[i], score) for i, score in zip(row_order.tolist(), row_scores.tolist(), strict=True)]
+        for row_order, row_scores in zip(order, scores, strict=True)
+    ]
 
 
 def parse_labels(text: str) -> list[str]:

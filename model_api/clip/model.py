@@ -6,29 +6,37 @@ The model returns embeddings and the logit scale; the loss lives in `loss.py`.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .captions import CaptionSet
 from .config import ClipConfig
 from .image_encoder import ImageEncoder
 from .text_encoder import PretrainedTextEncoder, ScratchTextEncoder
 
 
-def build_text_encoder(config: ClipConfig) -> ScratchTextEncoder | PretrainedTextEncoder:
+def build_text_encoder(
+    config: ClipConfig, captions: CaptionSet, text_encoder_path: Path | None
+) -> ScratchTextEncoder | PretrainedTextEncoder:
     """`TextEncoderConfig` validates the kind, so there is no third case."""
     if config.text.kind == "minilm":
-        return PretrainedTextEncoder(config.text)
+        return PretrainedTextEncoder(config.text, captions.all_class_captions(), text_encoder_path)
     return ScratchTextEncoder(config.text)
 
 
 class Clip(nn.Module):
-    def __init__(self, config: ClipConfig) -> None:
+    def __init__(self, config: ClipConfig, captions: CaptionSet, text_encoder_path: Path | None = None) -> None:
+        """captions: the caption set it trains (or was trained) on; its classes, prompt templates
+        and words are what the model classifies with and corrects queries to.
+        text_encoder_path: a local copy of the pretrained sentence encoder, if not the packaged one."""
         super().__init__()
         self.config = config
+        self.captions = captions
         self.visual = ImageEncoder(config.image)
-        self.text = build_text_encoder(config)
+        self.text = build_text_encoder(config, captions, text_encoder_path)
         self.image_projection = nn.Linear(self.visual.output_dim, config.embed_dim, bias=False)
         self.text_projection = nn.Linear(self.text.output_dim, config.embed_dim, bias=False)
         # Standardising each embedding dimension over the batch (no learned affine) makes the

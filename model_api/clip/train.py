@@ -28,6 +28,7 @@ import torch
 from tqdm import tqdm
 
 from . import plots
+from .captions import CaptionSet
 from .checkpoint import atomic_write_text, save_checkpoint
 from .config import ClipConfig, TrainConfig
 from .data import Cifar10, Split, augment, to_float
@@ -35,7 +36,6 @@ from .inference import embed_images, embed_labels
 from .loss import LabelAwareContrastiveLoss
 from .model import Clip
 from .muon import Muon
-from .prompts import TEMPLATES, training_captions
 
 log = logging.getLogger(__name__)
 STATE_FILE = "last_state.pt"
@@ -103,11 +103,11 @@ class CaptionSampler:
     prepared inputs. Preparing the finite caption set once is what makes a frozen pretrained
     tower cheap: its forward pass runs once per run, not once per step."""
 
-    def __init__(self, model: Clip, classes: tuple[str, ...]) -> None:
-        captions, labels = training_captions(classes)
+    def __init__(self, model: Clip) -> None:
+        captions, labels = model.captions.training_captions()
         self.inputs = model.text.prepare(captions)  # (C, T) token ids or (C, E) frozen embeddings
         labels_tensor = torch.tensor(labels)
-        self.by_class = [torch.nonzero(labels_tensor == c).squeeze(1) for c in range(len(classes))]
+        self.by_class = [torch.nonzero(labels_tensor == c).squeeze(1) for c in range(len(model.captions.classes))]
 
     def sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         picks = [
@@ -141,16 +141,33 @@ def zero_shot_accuracy(model: Clip, split: Split, classes: tuple[str, ...]) -> f
     return (predictions == split.labels).float().mean().item()
 
 
+class DataCaptionMismatchError(ValueError):
+    """The dataset's classes are not the caption set's, in the same order."""
+
+
 class Trainer:
-    def __init__(self, data: Cifar10, model_config: ClipConfig, recipe: TrainConfig, output: Path) -> None:
+    def __init__(
+        self,
+        data: Cifar10,
+        model_config: ClipConfig,
+        recipe: TrainConfig,
+        output: Path,
+        captions: CaptionSet,
+        text_encoder_path: Path | None = None,
+    ) -> None:
+        """captions: what the text tower trains on; its classes must be the dataset's, in label order."""
+        if captions.classes != data.classes:
+            raise DataCaptionMismatchError(
+                f"the caption set's classes {list(captions.classes)} are not the dataset's {list(data.classes)}"
+            )
         self.data, self.recipe, self.output = data, recipe, output
         self.train_split, self.val_split = data.train_val(recipe.val_size, seed=0)
         torch.manual_seed(recipe.seed)
-        self.model = Clip(model_config).to(memory_format=torch.channels_last)
+        self.model = Clip(model_config, captions, text_encoder_path).to(memory_format=torch.channels_last)
         self.model.visual.init_whitening(to_float(self.train_split.images[:5000]))
         self.optimizers = build_optimizers(self.model, recipe)
         self.averager = WeightAverager(self.model)
-        self.captions = CaptionSampler(self.model, data.classes)
+        self.captions = CaptionSampler(self.model)
         self.loss_fn = LabelAwareContrastiveLoss(recipe.label_smoothing)
         self.steps_per_epoch = math.ceil(len(self.train_split) / recipe.batch_size)
         self.total_steps = recipe.epochs * self.steps_per_epoch
@@ -269,8 +286,6 @@ class Trainer:
     def metadata(self, record: dict[str, Any]) -> dict[str, Any]:
         return {
             "tokenizer": self.model.text.tokenizer_name,
-            "classes": list(self.data.classes),
-            "templates": list(TEMPLATES),
             "train": self.recipe.to_dict(),
             "data": {"source": self.data.source, "fingerprint": self.data.fingerprint},
             "metrics": {"val_accuracy": record["val_accuracy"], "epoch": record["epoch"]},

@@ -4,7 +4,7 @@ from model_api.clip.data import Split
 from model_api.clip.evaluate import confusion_matrix, evaluate, retrieval_metrics
 from model_api.clip.inference import embed_images, embed_labels, prepare_for_inference
 from model_api.clip.model import Clip
-from tests.conftest import TINY_MODEL
+from tests.conftest import CAPTIONS, TINY_MODEL
 
 
 def test_confusion_matrix_counts_true_rows_predicted_columns() -> None:
@@ -28,7 +28,7 @@ def test_reversed_ranking_scores_low() -> None:
 
 def test_served_embeddings_ignore_mirroring_and_equal_one_view_for_symmetric_images() -> None:
     torch.manual_seed(0)
-    model = prepare_for_inference(Clip(TINY_MODEL))
+    model = prepare_for_inference(Clip(TINY_MODEL, CAPTIONS))
     images = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
     served = embed_images(model, images)
     assert torch.allclose(served, embed_images(model, images.flip(-1)), atol=1e-5)
@@ -40,7 +40,7 @@ def test_served_embeddings_ignore_mirroring_and_equal_one_view_for_symmetric_ima
 
 def test_evaluate_scores_the_served_embeddings_and_one_view_apart() -> None:
     torch.manual_seed(0)
-    model = prepare_for_inference(Clip(TINY_MODEL))
+    model = prepare_for_inference(Clip(TINY_MODEL, CAPTIONS))
     split = Split(torch.randint(0, 256, (60, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 3, (60,)))
     classes = ("cat", "dog", "ship")
     report = evaluate(model, split, classes)

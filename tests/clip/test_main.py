@@ -121,13 +121,13 @@ def test_unreachable_dataset_is_a_one_line_error(run, tiny_checkpoint, tmp_path)
 def test_training_the_pretrained_tower_without_its_files_is_a_one_line_error(
     tiny_data_dir, tmp_path, monkeypatch, capsys
 ) -> None:
+    """main.py reads CLIP_TEXT_ENCODER_PATH (the library does not) and passes it on."""
     import main
-    from model_api.clip.text_encoder import MODEL_PATH_ENV
 
-    monkeypatch.setenv(MODEL_PATH_ENV, str(tmp_path / "no-model"))
+    monkeypatch.setenv("CLIP_TEXT_ENCODER_PATH", str(tmp_path / "no-model"))
     args = ["--mode", "TRAIN", "--text-encoder", "minilm", "--data", str(tiny_data_dir), "--val-size", "40"]
     assert main.main([*args, "--output", str(tmp_path / "run")]) == 2
     stderr = capsys.readouterr().err  # log lines of the data loading come first
     last = stderr.strip().splitlines()[-1]
     assert "Traceback" not in stderr and last.startswith("error:")
-    assert f"{MODEL_PATH_ENV}={tmp_path / 'no-model'}" in last
+    assert f"{tmp_path / 'no-model'} is not a directory" in last

@@ -4,11 +4,11 @@ from model_api.clip.config import TrainConfig
 from model_api.clip.hardware import bf16_is_fast
 from model_api.clip.inference import inference_mode
 from model_api.clip.model import Clip
-from tests.conftest import TINY_MODEL
+from tests.conftest import CAPTIONS, TINY_MODEL
 
 
 def test_towers_return_unit_vectors_of_the_embedding_size() -> None:
-    model = Clip(TINY_MODEL).eval()
+    model = Clip(TINY_MODEL, CAPTIONS).eval()
     images = torch.rand(5, 3, 32, 32)
     with torch.no_grad():
         image_embeddings = model.encode_image(images)
@@ -20,7 +20,7 @@ def test_towers_return_unit_vectors_of_the_embedding_size() -> None:
 
 
 def test_forward_returns_embeddings_and_clamped_scale() -> None:
-    model = Clip(TINY_MODEL)
+    model = Clip(TINY_MODEL, CAPTIONS)
     text_inputs = model.text.prepare(["a", "b"])
     image_embeddings, text_embeddings, scale = model(torch.rand(4, 3, 32, 32), text_inputs)
     assert image_embeddings.shape == (4, TINY_MODEL.embed_dim) and text_embeddings.shape == (2, TINY_MODEL.embed_dim)
@@ -30,7 +30,7 @@ def test_forward_returns_embeddings_and_clamped_scale() -> None:
 
 
 def test_text_padding_does_not_change_the_embedding() -> None:
-    model = Clip(TINY_MODEL).eval()
+    model = Clip(TINY_MODEL, CAPTIONS).eval()
     with torch.no_grad():
         alone = model.encode_text(["a dog"])
         beside_long = model.encode_text(["a dog", "a much longer caption about a dog"])[:1]
@@ -38,7 +38,7 @@ def test_text_padding_does_not_change_the_embedding() -> None:
 
 
 def test_whitening_decorrelates_patches() -> None:
-    model = Clip(TINY_MODEL)
+    model = Clip(TINY_MODEL, CAPTIONS)
     images = torch.rand(64, 3, 32, 32) * torch.linspace(0.2, 1, 32)  # correlated ramp
     model.visual.init_whitening(images)
     with torch.no_grad():

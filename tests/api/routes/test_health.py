@@ -66,7 +66,7 @@ def test_not_ready_while_checkpoint_is_missing(make_settings, tmp_path):
 
 
 def test_starts_without_dataset_and_still_classifies(serve, make_settings, monkeypatch, test_png):
-    def unreachable(source):
+    def unreachable(source, cache_root):
         raise DataUnavailableError("hub unreachable")
 
     monkeypatch.setattr("model_api.app_state.load_cifar10", unreachable)
