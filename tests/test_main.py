@@ -10,7 +10,7 @@ import pytest
 
 from model_api.clip.checkpoint import weights_sha256
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
