@@ -34,8 +34,8 @@ from .store import GalleryStore, StoredItem
 log = logging.getLogger(__name__)
 
 USER_KEY_OFFSET = 1 << 40
-# Dataset images encoded between two looks at `stopping`: ~1.7 s on 2 AVX2 cores (309 images/s
-# with their mirrors, BENCHMARKS.md), so a shutdown during the first start waits at most that.
+# Dataset images encoded between two looks at `stopping`: a couple of seconds of work on a small
+# CPU (BENCHMARKS.md, model API), so a shutdown during the first start waits at most that.
 ENCODE_BATCH = 512
 _ID_PATTERN = re.compile(r"(test|user)-(\d{1,12})")
 

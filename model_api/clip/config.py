@@ -36,10 +36,10 @@ class TextEncoderConfig:
     CLIP's text projection trains on top of it. Each kind ignores the other kind's fields.
     """
 
-    # The default: on CIFAR-10 test it matches the scratch tower's accuracy (one view: 0.892-0.894
-    # vs 0.892) and finds held-out open-vocabulary queries far better (P@10 0.90-0.92 vs 0.51); BENCHMARKS.md.
+    # The default: as accurate on CIFAR-10 as the scratch tower, and far better at finding
+    # queries no caption holds, since it brings the language it was pretrained on (BENCHMARKS.md).
     kind: str = "minilm"
-    width: int = 128  # 256 wide cost 1 s per step of 256 captions on 2 cores; 128 ~4x less
+    width: int = 128  # twice as wide costs about four times the step time (BENCHMARKS.md, defaults)
     layers: int = 3
     heads: int = 4
     context_length: int = 48  # bytes incl. BOS/EOS; longer text is truncated
@@ -57,7 +57,8 @@ class ClipConfig:
     image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
     text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
     embed_dim: int = 256
-    init_temperature: float = 0.2  # CLIP starts at 0.07: here that learned 2.4x slower in the first 45 steps
+    # Warmer than CLIP's 0.07, which learned markedly slower in the first steps here (BENCHMARKS.md, defaults).
+    init_temperature: float = 0.2
     max_logit_scale: float = 100.0  # CLIP clamps exp(logit_scale) here
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,15 +85,15 @@ class TrainConfig:
     examples" convention; the text tower and projections use AdamW, which suits transformers
     far better than plain SGD."""
 
-    epochs: int = 13  # with Muon as good as SGD's 18 (BENCHMARKS.md): ~57 min on 2 AVX2 cores
+    epochs: int = 13  # with Muon, as accurate as SGD's 18 (BENCHMARKS.md, training)
     batch_size: int = 1024
     seed: int = 0
     val_size: int = 5000
     captions_per_step: int = 128  # text-tower batch: ~13 captions per class per step
     # Conv filters: "muon" (airbench94_muon) or Nesterov SGD like every other image-side weight.
     image_optimizer: str = "muon"
-    # Muon's step has a fixed size whatever the loss's scale or the batch: airbench94_muon's 0.24
-    # at batch 2000, halved for batches of 1024 (0.24 made validation swing 0.50-0.65 by epoch 6).
+    # Muon's step has a fixed size whatever the loss's scale or the batch: airbench94_muon's rate
+    # for batches of 2000, halved for batches of 1024 (the full rate made validation swing; BENCHMARKS.md).
     muon_lr: float = 0.12
     muon_momentum: float = 0.6
     sgd_lr: float = 11.5  # per 1024 examples, airbench94

@@ -1,8 +1,8 @@
 """What this CPU computes fast: decides whether bfloat16 autocast pays.
 
 bfloat16 autocast doubled image throughput on a CPU whose oneDNN has bf16 kernels (AVX-512 or
-AMX: 1,400 vs 734 images/s), and cut it eightfold on an AVX2-only CPU where bf16 is emulated
-(76 vs 630 images/s); both in BENCHMARKS.md. So bf16 is used only where it is native.
+AMX), and cut it several times over on an AVX2-only CPU where bf16 is emulated (BENCHMARKS.md,
+inference speed). So bf16 is used only where it is native.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Spelling correction of user queries for the pretrained text tower.
 
 MiniLM's WordPiece tokenizer splits a misspelled word ("dgo", "horsse") into pieces whose
-sentence embedding lies far from the word's: misspelled queries found the right class in 57%
-of their top-10 results against 90%+ for synonyms (BENCHMARKS.md). So, before encoding a
+sentence embedding lies far from the word's: misspelled queries found the right class far less
+often than synonyms did (BENCHMARKS.md, open-vocabulary search). So, before encoding a
 query, each word that is neither a whole word of the tokenizer's vocabulary nor a caption word
 is replaced by the caption word closest to it in Damerau-Levenshtein distance (optimal string
 alignment), when one is close enough; ties go to the word the captions use most, as in
