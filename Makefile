@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install test lint run
 
+# The library (core), the service (api), the UI (ui) and the test tools: pyproject.toml's groups.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[api,ui,test]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,7 +25,7 @@ lint: $(STAMP)
 NGINX := $(shell command -v nginx || ls /usr/sbin/nginx 2>/dev/null)
 
 # API, UI and Nginx as local processes; http://127.0.0.1:8080; Ctrl-C stops all three.
-# Settings (ports, CIFAR10_DATA, CLIP_API_KEY, ...) pass through the environment: docs/RUNNING.md.
+# Settings (CLIP_PORT, CIFAR10_DATA, CLIP_API_KEY, ...) pass through the environment: docs/RUNNING.md.
 run: $(STAMP)
 	@test -n "$(NGINX)" || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx)
 	$(PY) scripts/run_local.py

@@ -28,11 +28,18 @@ class Settings(BaseSettings):
     dataset_gallery: bool = Field(True, description="put the dataset's test split in the gallery")
     store_dir: Path = Field(Path(".cache/gallery"), description="SQLite gallery and cached embeddings")
     api_key: SecretStr | None = Field(None, description="key for gallery writes; unset refuses writes")
+    # The one source for the API's port: `python -m model_api`, the Dockerfile's healthcheck (via
+    # the image's CLIP_PORT) and scripts/run_local.py all read it. API_PORT is the launcher's old name.
+    port: int = Field(
+        8000, ge=1, le=65535, validation_alias=AliasChoices("CLIP_PORT", "API_PORT"), description="TCP port to serve on"
+    )
+    # The one source for the upload limit: Nginx's client_max_body_size and Streamlit's
+    # server.maxUploadSize (streamlit_ui/__main__.py) are derived from CLIP_MAX_UPLOAD_BYTES.
     max_upload_bytes: int = Field(10 * 1024 * 1024, gt=0)
     max_batch_files: int = Field(32, gt=0)
     exact_search_max: int = Field(EXACT_SEARCH_MAX, ge=0, description="above this many vectors, search with FAISS")
     text_cache_size: int = Field(4096, ge=0)
     # Requests already run in parallel in the server's thread pool; a multi-threaded BLAS per
-    # request made the threads spin against each other (~130 vs ~205 searches/s, BENCHMARKS.md).
+    # request made the threads spin against each other (BENCHMARKS.md, model API).
     blas_threads: int = Field(1, ge=1, description="BLAS threads per exact-search matrix product")
     log_level: str = "INFO"

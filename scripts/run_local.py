@@ -5,10 +5,12 @@ same site template Compose uses (nginx/templates/default.conf.template), waits u
 ready behind Nginx, prints the URL, and on Ctrl-C (or SIGTERM) stops all three. Each process
 writes its log to RUN_DIR/<name>.log. Settings, all from the environment:
 
-  BIND_HOST (127.0.0.1)  API_PORT (8000)  UI_PORT (8501)  NGINX_PORT (8080)
+  BIND_HOST (127.0.0.1)  UI_PORT (8501)  NGINX_PORT (8080)
   RUN_DIR (.cache/run)   API_RATE_LIMIT (20r/s)  API_RATE_BURST (40)  READY_TIMEOUT_S (900)
   NGINX (nginx on PATH, else /usr/sbin/nginx)
-  and the API's own: CLIP_CHECKPOINT, CIFAR10_DATA, CLIP_STORE_DIR, CLIP_API_KEY, ... (model_api/README.md)
+  and the API's own: CLIP_CHECKPOINT, CIFAR10_DATA, CLIP_STORE_DIR, CLIP_API_KEY, ... (model_api/README.md),
+  two of which the launcher reads too, through the API's Settings, and hands to the other processes:
+  CLIP_PORT (8000; API_PORT is accepted too) and CLIP_MAX_UPLOAD_BYTES (10 MiB, for Nginx and Streamlit).
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 from model_api.settings import Settings  # noqa: E402
 
 NGINX_DIR = ROOT / "nginx"
-PORTS = {"api": "8000", "ui": "8501", "nginx": "8080"}
+# The launcher's own ports; the API's is its `port` setting.
+PORTS = {"ui": "8501", "nginx": "8080"}
 
 
 class LaunchError(RuntimeError):
@@ -60,13 +63,17 @@ def find_nginx(env: dict[str, str]) -> str:
 class Stack:
     """The three processes, started in order and stopped in reverse."""
 
-    def __init__(self, env: dict[str, str]):
+    def __init__(self, env: dict[str, str], settings: Settings | None = None):
+        # The API's settings, read once (from the environment and .env unless given): the port and
+        # the upload limit then go to every process from here, so no two of them can disagree.
+        self.settings = settings or Settings()
         self.host = env.get("BIND_HOST", "127.0.0.1")
-        self.ports = {name: env.get(f"{name.upper()}_PORT", default) for name, default in PORTS.items()}
+        ports = {name: env.get(f"{name.upper()}_PORT", default) for name, default in PORTS.items()}
+        self.ports = {"api": str(self.settings.port), **ports}
         self.run_dir = Path(env.get("RUN_DIR", ROOT / ".cache" / "run")).resolve()
         self.ready_timeout = float(env.get("READY_TIMEOUT_S", "900"))
         self.env = env
-        self.max_upload_bytes = Settings().max_upload_bytes
+        self.max_upload_bytes = self.settings.max_upload_bytes
         self.url = f"http://{self.host}:{self.ports['nginx']}"
         self.processes: dict[str, subprocess.Popen] = {}
 
@@ -78,7 +85,6 @@ class Stack:
             "NGINX_PORT": f"{self.host}:{self.ports['nginx']}",
             "API_UPSTREAM": f"{self.host}:{self.ports['api']}",
             "UI_UPSTREAM": f"{self.host}:{self.ports['ui']}",
-            # One source for the limit: the API's own settings, read from the same environment.
             "CLIP_MAX_UPLOAD_BYTES": str(self.max_upload_bytes),
             "API_RATE_LIMIT": self.env.get("API_RATE_LIMIT", "20r/s"),
             "API_RATE_BURST": self.env.get("API_RATE_BURST", "40"),
@@ -95,12 +101,11 @@ class Stack:
         if checked.returncode:
             raise LaunchError(f"nginx rejected the rendered config:\n{checked.stderr}")
         api = [sys.executable, "-m", "model_api", "--host", self.host, "--port", self.ports["api"]]
-        ui = [sys.executable, "-m", "streamlit", "run", str(ROOT / "streamlit_ui" / "app.py")]
-        # Streamlit's own upload limit (whole MiB) no larger than the API's, so its widget says the truth.
-        upload_mib = str(max(1, self.max_upload_bytes // 2**20))
-        ui += ["--server.address", self.host, "--server.port", self.ports["ui"], "--server.maxUploadSize", upload_mib]
-        ui_env = {"API_URL": f"http://{self.host}:{self.ports['api']}"}
-        return {"api": (api, {}), "ui": (ui, ui_env), "nginx": (nginx, {})}
+        # The UI's launcher turns CLIP_MAX_UPLOAD_BYTES into Streamlit's whole-MiB limit, as in the ui image.
+        ui = [sys.executable, "-m", "streamlit_ui", "--server.address", self.host, "--server.port", self.ports["ui"]]
+        limit = {"CLIP_MAX_UPLOAD_BYTES": str(self.max_upload_bytes)}
+        ui_env = {**limit, "API_URL": f"http://{self.host}:{self.ports['api']}"}
+        return {"api": (api, limit), "ui": (ui, ui_env), "nginx": (nginx, {})}
 
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)

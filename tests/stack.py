@@ -41,7 +41,8 @@ class WebStack:
 
     @classmethod
     def start(cls, tmp: Path, checkpoint: Path, data_dir: Path | None, timeout_s: float = 240) -> WebStack:
-        ports = {name: free_port() for name in ("API_PORT", "UI_PORT", "NGINX_PORT")}
+        # CLIP_PORT is the API's own setting, which the launcher reads through Settings.
+        ports = {name: free_port() for name in ("CLIP_PORT", "UI_PORT", "NGINX_PORT")}
         env = {
             **os.environ,
             **{name: str(port) for name, port in ports.items()},
@@ -62,7 +63,7 @@ class WebStack:
             [sys.executable, str(ROOT / "scripts" / "run_local.py")], cwd=ROOT, env=env, stdout=log, stderr=log
         )
         stack = cls(
-            process, tmp / "run", f"http://127.0.0.1:{ports['NGINX_PORT']}", f"http://127.0.0.1:{ports['API_PORT']}"
+            process, tmp / "run", f"http://127.0.0.1:{ports['NGINX_PORT']}", f"http://127.0.0.1:{ports['CLIP_PORT']}"
         )
         stack.wait_ready(tmp / "launcher.log", timeout_s)
         return stack

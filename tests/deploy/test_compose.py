@@ -6,6 +6,7 @@ import re
 import pytest
 from compose_spec import PyCompose
 
+from model_api.settings import Settings
 from tests.stack import ROOT
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -53,12 +54,48 @@ def test_store_is_a_named_volume_and_data_comes_from_the_environment(compose):
     assert "/srv/cifar10" in str(with_host_data.to_dict()["services"]["api"]["volumes"])
 
 
-def test_upload_limit_is_one_setting_for_api_and_nginx(compose):
-    services = compose["services"]
-    assert (
-        services["api"]["environment"]["CLIP_MAX_UPLOAD_BYTES"]
-        == services["nginx"]["environment"]["CLIP_MAX_UPLOAD_BYTES"]
-    )
+def parsed_with(env: dict[str, str]) -> dict:
+    return PyCompose.from_yaml(interpolate(COMPOSE_FILE.read_text(), env)).to_dict()
+
+
+def test_upload_limit_is_one_setting_for_all_three(compose):
+    default = str(Settings.model_fields["max_upload_bytes"].default)
+    for limit, services in (
+        (default, compose["services"]),
+        ("5000000", parsed_with({"CLIP_MAX_UPLOAD_BYTES": "5000000"})["services"]),
+    ):
+        assert {name: str(service["environment"]["CLIP_MAX_UPLOAD_BYTES"]) for name, service in services.items()} == {
+            "api": limit,
+            "ui": limit,
+            "nginx": limit,
+        }
+    # Streamlit's MiB limit is derived from it (python -m streamlit_ui), never set beside it.
+    assert "MAX_UPLOAD_SIZE" not in COMPOSE_FILE.read_text()
+    assert "CLIP_MAX_UPLOAD_MB" not in COMPOSE_FILE.read_text()
+
+
+def test_api_port_is_one_variable(compose):
+    default = str(Settings.model_fields["port"].default)
+    for port, services in ((default, compose["services"]), ("9123", parsed_with({"CLIP_PORT": "9123"})["services"])):
+        assert str(services["api"]["environment"]["CLIP_PORT"]) == port
+        assert services["ui"]["environment"]["API_URL"] == f"http://api:{port}"
+        assert services["nginx"]["environment"]["API_UPSTREAM"] == f"api:{port}"
+    # Nothing else names the default: the healthcheck reads CLIP_PORT inside the container.
+    assert not re.search(rf"\b{default}\b", str(parsed_with({"CLIP_PORT": "9123"})))
+
+
+def test_dockerfile_names_each_port_once():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    api_port = str(Settings.model_fields["port"].default)
+    ui_port = re.search(r"STREAMLIT_SERVER_PORT=(\d+)", dockerfile).group(1)
+    # Each port once, in its ENV line; EXPOSE, the healthcheck and the server read the variable.
+    assert re.findall(rf"\b(?:{api_port}|{ui_port})\b", dockerfile) == [api_port, ui_port]
+    assert f"CLIP_PORT={api_port}" in dockerfile
+    assert dockerfile.count("EXPOSE ${CLIP_PORT}") == 1 and dockerfile.count("EXPOSE ${STREAMLIT_SERVER_PORT}") == 1
+    assert 'CMD ["python", "-m", "model_api", "--host", "0.0.0.0"]' in dockerfile  # the port: Settings, CLIP_PORT
+    # The UI starts through its launcher, which sets Streamlit's upload limit from CLIP_MAX_UPLOAD_BYTES.
+    assert 'CMD ["python", "-m", "streamlit_ui"]' in dockerfile
+    assert parsed_with({})["services"]["nginx"]["environment"]["UI_UPSTREAM"] == f"ui:{ui_port}"
 
 
 def test_images_are_pinned_and_run_as_non_root():

@@ -1,6 +1,8 @@
 """The local launcher (`make run`) on its own: it starts without a dataset, and Ctrl-C stops
-all three services. The other web tests share a stack with data; this one needs its own."""
+all three services. The other web tests share a stack with data; this one needs its own.
+What it hands each process is checked first, without starting them."""
 
+import importlib.util
 import socket
 
 import httpx
@@ -8,9 +10,39 @@ import numpy as np
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from model_api.settings import Settings
 from streamlit_ui import client
 from tests.conftest import png_bytes, synthetic_image
 from tests.stack import ROOT, WebStack
+
+spec = importlib.util.spec_from_file_location("run_local", ROOT / "scripts" / "run_local.py")
+run_local = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(run_local)
+
+
+def test_api_port_and_upload_limit_come_from_the_apis_settings(tmp_path):
+    stack = run_local.Stack({"RUN_DIR": str(tmp_path)}, Settings(port=9123, max_upload_bytes=3 * 2**20 + 5))
+    commands = stack.commands()
+    api, api_env = commands["api"]
+    assert api[api.index("--port") + 1] == "9123"
+    assert api_env["CLIP_MAX_UPLOAD_BYTES"] == str(3 * 2**20 + 5)
+    # The UI through its launcher, which turns the same number into Streamlit's MiB.
+    ui, ui_env = commands["ui"]
+    assert ui[1:3] == ["-m", "streamlit_ui"]
+    assert ui_env == {"CLIP_MAX_UPLOAD_BYTES": str(3 * 2**20 + 5), "API_URL": "http://127.0.0.1:9123"}
+    site = (tmp_path / "default.conf").read_text()
+    assert "server 127.0.0.1:9123;" in site
+    assert f"client_max_body_size {3 * 2**20 + 5};" in site
+
+
+def test_the_settings_are_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("CLIP_PORT", "9124")
+    assert run_local.Stack({}).ports["api"] == "9124"
+    monkeypatch.delenv("CLIP_PORT")
+    monkeypatch.setenv("API_PORT", "9125")  # the launcher's name before CLIP_PORT
+    assert run_local.Stack({}).ports["api"] == "9125"
+    monkeypatch.delenv("API_PORT")
+    assert run_local.Stack({}).ports["api"] == str(Settings.model_fields["port"].default)
 
 
 def refuses(url: str) -> bool:
