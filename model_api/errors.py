@@ -34,7 +34,11 @@ async def _domain_error(request: Request, error: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
     # The input is left out on purpose: echoing a 10,000-character query back helps nobody.
-    errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+    # A validator's ValueError reaches here as "Value error, <its message>": the message is the point.
+    errors = [
+        {"loc": list(e["loc"]), "msg": e["msg"].removeprefix("Value error, "), "type": e["type"]}
+        for e in error.errors()
+    ]
     summary = "; ".join(f"{'.'.join(str(part) for part in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in errors)
     return JSONResponse({"detail": f"invalid request: {summary}", "errors": errors}, status_code=422)
 

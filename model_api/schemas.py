@@ -8,6 +8,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from .clip.inference import Ranking, parse_labels
 from .gallery import GalleryItem
+from .uploads import FORMAT_NAMES
 
 MAX_TOP_K = 100
 MAX_LABELS = 50
@@ -23,13 +24,18 @@ def Text(max_length: int) -> Any:  # noqa: N802 - used like a type
 
 
 MAX_LABEL_CHARS = 100
+# One label would always score 1: a ranking needs something to rank against.
+TOO_FEW_LABELS = "Zero-shot classification chooses between labels: give at least two"
 
 
 def _normalise_labels(values: list[str]) -> list[str]:
-    """Each value may itself be comma-separated ("cat, dog"); blanks and duplicates are dropped."""
+    """Each value may itself be comma-separated ("cat, dog"); blanks and duplicates are dropped.
+
+    The one label parser clients have: the UI sends the text as typed and shows this error.
+    """
     labels = parse_labels(",".join(values))
-    if not labels:
-        raise ValueError("give at least one non-blank label")
+    if len(labels) < 2:
+        raise ValueError(TOO_FEW_LABELS)
     if len(labels) > MAX_LABELS:
         raise ValueError(f"at most {MAX_LABELS} labels, got {len(labels)}")
     if too_long := [label for label in labels if len(label) > MAX_LABEL_CHARS]:
@@ -46,8 +52,8 @@ Labels = Annotated[
         min_length=1,
         max_length=MAX_LABELS,
         description=f"Custom zero-shot labels (default: the model's classes). Repeat the field or separate "
-        f"labels with commas; blanks and duplicates are dropped; at most {MAX_LABELS} labels of at most "
-        f"{MAX_LABEL_CHARS} characters.",
+        f"labels with commas; blanks and duplicates are dropped, and at least two distinct labels must remain; "
+        f"at most {MAX_LABELS} labels of at most {MAX_LABEL_CHARS} characters.",
     ),
 ]
 ClassifyTopK = Annotated[
@@ -172,6 +178,10 @@ class Info(BaseModel):
         description="Training metrics from the checkpoint; under `test`, the TEST report measured on these weights."
     )
     search: Literal["exact", "faiss-ivf"] = Field(description="How the index searches at the current size.")
+    image_types: list[str] = Field(
+        description=f"File extensions of the accepted uploads ({FORMAT_NAMES}), e.g. `png`, for file pickers; "
+        "the API itself tells the format from the bytes, not the name."
+    )
 
 
 class Error(BaseModel):
@@ -185,7 +195,7 @@ _ERROR_MEANINGS = {
     403: "The API key is wrong, writes are disabled, or the item cannot be changed.",
     404: "No gallery item has this id.",
     413: "The upload is larger than CLIP_MAX_UPLOAD_BYTES.",
-    415: "The upload is not an accepted image type (PNG, JPEG, WebP, GIF, BMP).",
+    415: f"The upload is not an accepted image type ({FORMAT_NAMES}).",
     422: "A field is missing or invalid; `errors` lists each one.",
     503: "The model or gallery is still loading (or failed to load); see /ready.",
 }

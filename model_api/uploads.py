@@ -2,14 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from fastapi import UploadFile
 
 from .clip.preprocess import InvalidImageError, image_to_tensor, open_image
 
-# The formats the API promises; PIL opens more (TIFF, ICO, PSD...), which we refuse with 415
-# rather than support by accident. MPO is the multi-picture JPEG many phone cameras write.
-ACCEPTED_FORMATS = frozenset({"PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP"})
+
+@dataclass(frozen=True)
+class ImageFormat:
+    name: str  # as people write it, in descriptions and errors
+    pil_names: frozenset[str]  # what PIL's Image.format says for it
+    extensions: tuple[str, ...]  # file name endings, for upload pickers
+
+
+# The one list of formats the API promises: descriptions, errors and /v1/info (which the UI's
+# pickers read) all come from it. PIL opens more (TIFF, ICO, PSD...), which we refuse with 415
+# rather than support by accident.
+IMAGE_FORMATS = (
+    ImageFormat("PNG", frozenset({"PNG"}), ("png",)),
+    # MPO is the multi-picture JPEG many phone cameras write, in files named .jpg.
+    ImageFormat("JPEG", frozenset({"JPEG", "MPO"}), ("jpg", "jpeg")),
+    ImageFormat("WebP", frozenset({"WEBP"}), ("webp",)),
+    ImageFormat("GIF", frozenset({"GIF"}), ("gif",)),
+    ImageFormat("BMP", frozenset({"BMP"}), ("bmp",)),
+)
+ACCEPTED_FORMATS = frozenset(name for image_format in IMAGE_FORMATS for name in image_format.pil_names)
+IMAGE_EXTENSIONS = sorted(extension for image_format in IMAGE_FORMATS for extension in image_format.extensions)
+*_FIRST, _LAST = (image_format.name for image_format in IMAGE_FORMATS)
+FORMAT_NAMES = f"{', '.join(_FIRST)} or {_LAST}"  # "PNG, JPEG, WebP, GIF or BMP"
 
 
 class UploadTooLargeError(ValueError):
@@ -38,6 +60,5 @@ def read_image(upload: UploadFile, max_bytes: int) -> torch.Tensor:
     except InvalidImageError as error:  # empty, corrupt, truncated or a bomb: name the file
         raise InvalidImageError(f"{name}: {error}") from error
     if image.format not in ACCEPTED_FORMATS:
-        accepted = ", ".join(sorted(ACCEPTED_FORMATS))
-        raise UnsupportedImageError(f"{name}: {image.format or 'unknown'} images are not accepted ({accepted})")
+        raise UnsupportedImageError(f"{name}: {image.format or 'unknown'} images are not accepted ({FORMAT_NAMES})")
     return image_to_tensor(image)

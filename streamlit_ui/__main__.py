@@ -34,7 +34,7 @@ def command(env: Mapping[str, str], options: Sequence[str] = ()) -> list[str]:
 
 def main() -> None:
     if any(option.startswith("--server.maxUploadSize") for option in sys.argv[1:]):
-        sys.exit("error: the upload limit comes from CLIP_MAX_UPLOAD_BYTES (the API's), not --server.maxUploadSize")
+        sys.exit("error: the upload limit comes from the API's CLIP_MAX_UPLOAD_BYTES, not --server.maxUploadSize")
     try:
         argv = command(os.environ, sys.argv[1:])
     except ValueError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -68,13 +69,15 @@ def info() -> dict[str, Any]:
     return _request("GET", "/v1/info").json()
 
 
-def classify_upload(upload: tuple[str, bytes], labels: list[str], top_k: int) -> list[dict[str, Any]]:
-    form = {"top_k": str(top_k), "labels": labels}
+# `labels` is the text as the person typed it ("cat, dog"): the API splits it, drops blanks and
+# duplicates, and says what is wrong with it. None means the model's own classes.
+def classify_upload(upload: tuple[str, bytes], labels: str | None, top_k: int) -> list[dict[str, Any]]:
+    form = {"top_k": str(top_k), **({"labels": labels} if labels else {})}
     return _request("POST", "/v1/classify", files=_file(upload), data=form).json()["predictions"]
 
 
-def classify_gallery(item_id: str, labels: list[str], top_k: int) -> list[dict[str, Any]]:
-    body = {"id": item_id, "top_k": top_k, **({"labels": labels} if labels else {})}
+def classify_gallery(item_id: str, labels: str | None, top_k: int) -> list[dict[str, Any]]:
+    body = {"id": item_id, "top_k": top_k, **({"labels": [labels]} if labels else {})}
     return _request("POST", "/v1/classify/gallery", json=body).json()["predictions"]
 
 
@@ -98,7 +101,13 @@ def gallery_page(offset: int, limit: int, source: str = "all") -> dict[str, Any]
     return _request("GET", "/v1/gallery", params=params).json()
 
 
+def gallery_item(item_id: str) -> dict[str, Any]:
+    # The id may be typed by hand: quoted, "a/b" stays one id instead of reaching another route.
+    return _request("GET", f"/v1/gallery/{quote(item_id, safe='')}").json()
+
+
 def image(image_url: str) -> bytes:
+    """image_url as the API returned it: the API, not the UI, knows where its images live."""
     return _request("GET", image_url).content
 
 

@@ -35,6 +35,11 @@ def info() -> dict[str, Any]:
     return client.info()
 
 
+def image_types() -> list[str]:
+    """The file extensions the API accepts, so an upload widget never offers what it would refuse."""
+    return call("Asking the API which images it accepts…", info)["image_types"]
+
+
 # Gallery images never change under an id (user ids are not reused), so keep them for an hour.
 @st.cache_data(ttl=3600, max_entries=2000, show_spinner=False)
 def image(image_url: str) -> bytes:
@@ -66,19 +71,14 @@ def show_image(data: bytes, pixels: int = LARGE_PIXELS, caption: str | None = No
         st.stop()
 
 
-def parse_labels(text: str) -> list[str]:
-    """'a cat, a truck,,' -> ['a cat', 'a truck']; an empty list means the ten CIFAR classes."""
-    return [label.strip() for label in text.split(",") if label.strip()]
-
-
 def image_grid(
     items: list[dict[str, Any]],
     key: str,
-    action: tuple[str, Callable[[str], None]] | None = None,
+    action: tuple[str, Callable[[dict[str, Any]], None]] | None = None,
     columns: int = 5,
 ) -> None:
     """Items from a search or gallery listing as a grid of images with label and score, each with
-    an optional button that calls `action[1](item_id)` before the next rerun."""
+    an optional button that calls `action[1](item)` before the next rerun."""
     for start in range(0, len(items), columns):
         # The last row is short: strict=False leaves its spare columns empty.
         for column, item in zip(st.columns(columns), items[start : start + columns], strict=False):
@@ -88,4 +88,4 @@ def image_grid(
                 st.caption(f"**{item.get('label') or 'unlabelled'}**{score}  \n`{item['id']}`")
                 if action:
                     label, on_click = action
-                    st.button(label, key=f"{key}-{item['id']}", on_click=on_click, args=(item["id"],))
+                    st.button(label, key=f"{key}-{item['id']}", on_click=on_click, args=(item,))

@@ -15,7 +15,7 @@ from ..schemas import (
     Labels,
     error_responses,
 )
-from ..uploads import read_image
+from ..uploads import FORMAT_NAMES, read_image
 
 router = APIRouter(prefix="/v1/classify", tags=["classify"])
 
@@ -25,7 +25,7 @@ TopKForm = Annotated[ClassifyTopK | None, Form()]
 
 @router.post("", summary="Zero-shot classify an uploaded image", responses=error_responses(400, 413, 415, 422, 503))
 def classify_upload(
-    file: Annotated[UploadFile, File(description="PNG, JPEG, WebP, GIF or BMP of any size and mode.")],
+    file: Annotated[UploadFile, File(description=f"{FORMAT_NAMES} of any size and mode.")],
     model: ModelDep,
     settings: SettingsDep,
     labels: LabelsForm = None,
@@ -47,7 +47,9 @@ def classify_gallery_item(body: ClassifyGalleryRequest, model: ModelDep, gallery
     responses=error_responses(400, 413, 415, 422, 503),
 )
 def classify_batch(
-    files: Annotated[list[UploadFile], File(description="The images, in the order results are returned.")],
+    files: Annotated[
+        list[UploadFile], File(description=f"The images ({FORMAT_NAMES}), in the order results are returned.")
+    ],
     model: ModelDep,
     settings: SettingsDep,
     labels: LabelsForm = None,

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, Uploa
 
 from ..deps import GalleryDep, SettingsDep, require_api_key
 from ..schemas import GalleryItemOut, GalleryPage, ItemId, Text, error_responses
-from ..uploads import read_image
+from ..uploads import FORMAT_NAMES, read_image
 
 router = APIRouter(prefix="/v1/gallery", tags=["gallery"])
 
@@ -51,7 +51,7 @@ def get_image(item_id: ItemPath, gallery: GalleryDep) -> Response:
     responses=error_responses(400, 401, 403, 413, 415, 422, 503),
 )
 def add_item(
-    file: Annotated[UploadFile, File(description="PNG, JPEG, WebP, GIF or BMP; stored as the model's 32x32 input.")],
+    file: Annotated[UploadFile, File(description=f"{FORMAT_NAMES}; stored as the model's 32x32 input.")],
     gallery: GalleryDep,
     settings: SettingsDep,
     caption: Annotated[Text(500) | None, Form(description="Free text shown with search results.")] = None,

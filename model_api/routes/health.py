@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
 
+from ..app_state import NotReadyError
 from ..deps import ModelDep, StateDep
 from ..schemas import Health, Info, Ready, error_responses
+from ..uploads import IMAGE_EXTENSIONS
 
 router = APIRouter(tags=["health"])
 
@@ -18,7 +19,8 @@ async def health() -> Health:
 async def ready(state: StateDep) -> Ready:
     reason = state.not_ready_reason
     if reason is not None:
-        return JSONResponse({"detail": reason}, status_code=503, headers={"Retry-After": "5"})
+        # The error table in errors.py gives it the same 503 and Retry-After as any route.
+        raise NotReadyError(reason)
     return Ready(
         status="ready",
         gallery_size=len(state.gallery),
@@ -42,4 +44,5 @@ async def info(model: ModelDep, state: StateDep) -> Info:
         dataset_loaded=state.dataset_loaded,
         metrics=model.metrics,
         search="exact" if gallery is None or len(gallery) <= gallery.index.exact_max else "faiss-ivf",
+        image_types=IMAGE_EXTENSIONS,
     )

@@ -6,7 +6,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 
 from ..deps import GalleryDep, ModelDep, SettingsDep
 from ..schemas import MinScore, SearchResponse, SearchTopK, SimilarSearchRequest, TextSearchRequest, error_responses
-from ..uploads import read_image
+from ..uploads import FORMAT_NAMES, read_image
 
 router = APIRouter(prefix="/v1/search", tags=["search"])
 
@@ -20,7 +20,7 @@ def search_text(body: TextSearchRequest, model: ModelDep, gallery: GalleryDep) -
     "/image", summary="Gallery images similar to an uploaded image", responses=error_responses(400, 413, 415, 422, 503)
 )
 def search_image(
-    file: Annotated[UploadFile, File(description="PNG, JPEG, WebP, GIF or BMP of any size and mode.")],
+    file: Annotated[UploadFile, File(description=f"{FORMAT_NAMES} of any size and mode.")],
     model: ModelDep,
     gallery: GalleryDep,
     settings: SettingsDep,

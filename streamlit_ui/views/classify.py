@@ -6,16 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from streamlit_ui import client
-from streamlit_ui.components import call, image, parse_labels, show_image
-
-IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
+from streamlit_ui.components import call, image, image_types, show_image
 
 st.title("Classify an image")
 source = st.radio("Image from", ["Upload", "Camera", "Gallery"], horizontal=True, key="classify_source")
 
 upload = gallery_id = None
 if source == "Upload":
-    file = st.file_uploader("Drop an image here", type=IMAGE_TYPES, key="classify_upload")
+    file = st.file_uploader("Drop an image here", type=image_types(), key="classify_upload")
     upload = (file.name, file.getvalue()) if file else None
 elif source == "Camera":
     shot = st.camera_input("Take a picture", key="classify_camera")
@@ -36,23 +34,22 @@ labels_text = st.text_input(
     key="classify_labels",
     placeholder="a red car, a small bird, a cargo ship",
 )
+# Sent as typed: the API splits, drops blanks and duplicates, and explains what it refuses.
+labels = labels_text.strip() or None
 top_k = st.slider("How many labels to show", 1, 10, 5, key="classify_top_k")
 
-labels = parse_labels(labels_text)
-if len(labels) == 1:
-    st.warning("Zero-shot classification chooses between labels: give at least two.")
-    st.stop()
 if not upload and not gallery_id:
     st.info("Choose an image to classify.")
     st.stop()
 
-top_k = min(top_k, len(labels) or 10)
+# The API returns at most one prediction per label, so top_k needs no clamping here.
 if upload:
     picture = upload[1]
     predictions = call("Classifying…", client.classify_upload, upload, labels, top_k)
 else:
+    item = call("Looking up the item…", client.gallery_item, gallery_id)
     predictions = call("Classifying…", client.classify_gallery, gallery_id, labels, top_k)
-    picture = call("Loading image…", image, f"/v1/gallery/{gallery_id}/image")
+    picture = call("Loading image…", image, item["image_url"])
 
 left, right = st.columns([1, 2])
 with left:

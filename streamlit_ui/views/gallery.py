@@ -5,16 +5,15 @@ import math
 import streamlit as st
 
 from streamlit_ui import client
-from streamlit_ui.components import call, image_grid, info
+from streamlit_ui.components import call, image_grid, image_types, info
 
 PAGE_SIZE = 20
 SOURCES = {"all": "Everything", "dataset": "CIFAR-10 test set", "user": "Your uploads"}
-IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
 
 
-def request_delete(item_id: str) -> None:
+def request_delete(item: dict) -> None:
     # Done in the script body, not here, so a failure can be shown with the page's error handling.
-    st.session_state["gallery_delete"] = item_id
+    st.session_state["gallery_delete"] = item["id"]
 
 
 st.title("Gallery")
@@ -27,7 +26,7 @@ if pending := st.session_state.pop("gallery_delete", None):
 model = call("Reading the model card…", info)
 with st.expander("Add an image", icon=":material/add_photo_alternate:", expanded=False):
     with st.form("gallery_add", clear_on_submit=True):
-        file = st.file_uploader("Image", type=IMAGE_TYPES, key="gallery_add_file")
+        file = st.file_uploader("Image", type=image_types(), key="gallery_add_file")
         caption = st.text_input("Caption (optional, makes it findable by its words)", key="gallery_add_caption")
         label = st.selectbox("Class (optional)", ["", *model["classes"]], key="gallery_add_label")
         submitted = st.form_submit_button("Add to gallery", disabled=not api_key)

@@ -3,14 +3,14 @@
 import streamlit as st
 
 from streamlit_ui import client
-from streamlit_ui.components import GRID_PIXELS, call, image, image_grid, show_image
+from streamlit_ui.components import GRID_PIXELS, call, image, image_grid, image_types, show_image
 
 EXAMPLES = ["a photo of a cat", "a red sports car", "a ship at sea", "a small bird on a branch", "a horse in a field"]
-IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
 
 
-def more_like(item_id: str) -> None:
-    st.session_state["search_similar"] = item_id
+def more_like(item: dict) -> None:
+    # The whole result, so the page shows it from the image_url the API gave.
+    st.session_state["search_similar"] = item
 
 
 def back_to_search() -> None:
@@ -29,10 +29,10 @@ min_score = right.slider("Minimum score", -1.0, 1.0, -1.0, 0.05, key="search_min
 
 similar = st.session_state.get("search_similar")
 if similar:
-    st.subheader(f"More like `{similar}`")
-    show_image(call("Loading image…", image, f"/v1/gallery/{similar}/image"), GRID_PIXELS)
+    st.subheader(f"More like `{similar['id']}`")
+    show_image(call("Loading image…", image, similar["image_url"]), GRID_PIXELS)
     st.button("Back to search", key="search_back", on_click=back_to_search, icon=":material/arrow_back:")
-    results = call("Finding similar images…", client.search_similar, similar, top_k, min_score)
+    results = call("Finding similar images…", client.search_similar, similar["id"], top_k, min_score)
 elif st.radio("Search by", ["Text", "Image"], horizontal=True, key="search_by") == "Text":
     st.pills("Examples", EXAMPLES, key="search_example", on_change=use_example)
     query = st.text_input("Describe what you are looking for", key="search_query").strip()
@@ -41,7 +41,7 @@ elif st.radio("Search by", ["Text", "Image"], horizontal=True, key="search_by") 
         st.stop()
     results = call("Searching…", client.search_text, query, top_k, min_score)
 else:
-    file = st.file_uploader("Find images like this one", type=IMAGE_TYPES, key="search_upload")
+    file = st.file_uploader("Find images like this one", type=image_types(), key="search_upload")
     if not file:
         st.info("Upload an image to find similar ones.")
         st.stop()

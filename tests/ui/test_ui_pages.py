@@ -26,6 +26,19 @@ def texts(page: AppTest, element: str) -> str:
     return " ".join(str(item.value) for item in getattr(page, element))
 
 
+def fetched_images(monkeypatch) -> list[str]:
+    """The image URLs the UI asks the API for, in order (each once: the page caches them)."""
+    fetched = []
+    fetch = client.image
+    monkeypatch.setattr(client, "image", lambda image_url: fetched.append(image_url) or fetch(image_url))
+    return fetched
+
+
+def from_api(item: dict) -> dict:
+    """The item with an image_url no page could build from its id (the API ignores the query)."""
+    return {**item, "image_url": item["image_url"] + "?from=api"}
+
+
 def test_navigation_routes_to_the_model_page():
     app = AppTest.from_file(APP, default_timeout=60).run()
     assert not app.exception
@@ -73,14 +86,42 @@ def test_classify_custom_labels_and_gallery_pick():
     assert page.subheader[0].value.split(" (")[0] in {"red stripes", "blue stripes"}
 
 
-def test_classify_refuses_one_label_and_bad_files():
+def test_classify_shows_the_apis_label_error():
     page = run_page("classify")
-    page.text_input(key="classify_labels").set_value("just one").run()
-    assert "at least two" in texts(page, "warning")
-    page.text_input(key="classify_labels").set_value("").run()
+    page.file_uploader(key="classify_upload").set_value(upload_png())
+    page.text_input(key="classify_labels").set_value("just one, just one").run()
+    assert not page.exception
+    assert "Zero-shot classification chooses between labels: give at least two" in texts(page, "error")
+    assert not page.get("vega_lite_chart")
+
+
+def test_classify_refuses_bad_files():
+    page = run_page("classify")
     page.file_uploader(key="classify_upload").set_value(("fake.png", b"not an image at all", "image/png")).run()
     assert not page.exception
     assert "could not read that image" in texts(page, "error")
+
+
+def test_classify_shows_the_gallery_image_the_api_points_to(monkeypatch):
+    fetch_item = client.gallery_item
+    monkeypatch.setattr(client, "gallery_item", lambda item_id: from_api(fetch_item(item_id)))
+    fetched = fetched_images(monkeypatch)
+    page = run_page("classify")
+    page.radio(key="classify_source").set_value("Gallery").run()
+    page.text_input(key="classify_id").set_value("test-1").run()
+    assert not page.exception
+    assert fetched == ["/v1/gallery/test-1/image?from=api"]
+
+
+@pytest.mark.parametrize(
+    "name, key", [("classify", "classify_upload"), ("search", "search_upload"), ("gallery", "gallery_add_file")]
+)
+def test_file_uploaders_accept_exactly_the_apis_image_types(name, key):
+    page = run_page(name)
+    if name == "search":  # its uploader is behind "Search by: Image"
+        page.radio(key="search_by").set_value("Image").run()
+    accepted = {extension.removeprefix(".") for extension in page.file_uploader(key=key).proto.type}
+    assert accepted == set(httpx.get(client.API_URL + "/v1/info").json()["image_types"])
 
 
 def test_search_text_then_more_like_this():
@@ -94,6 +135,20 @@ def test_search_text_then_more_like_this():
     assert f"More like `{first}`" in texts(page, "subheader")
     page.button(key="search_back").click().run()
     assert not page.subheader
+
+
+def test_more_like_this_shows_the_image_url_the_api_returned(monkeypatch):
+    search_text = client.search_text
+    monkeypatch.setattr(client, "search_text", lambda *args: [from_api(item) for item in search_text(*args)])
+    fetched = fetched_images(monkeypatch)
+    page = run_page("search")
+    page.text_input(key="search_query").set_value("a photo of a cat").run()
+    first = next(button for button in page.button if button.key and button.key.startswith("search_more-"))
+    first.click().run()
+    assert not page.exception
+    item_id = first.key.removeprefix("search_more-")
+    assert f"/v1/gallery/{item_id}/image?from=api" in fetched
+    assert f"/v1/gallery/{item_id}/image" not in fetched  # similar results leave the item itself out
 
 
 def test_search_min_score_can_hide_everything():

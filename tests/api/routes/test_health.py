@@ -5,10 +5,13 @@ import shutil
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from model_api.app import create_app
 from model_api.clip.checkpoint import weights_sha256
 from model_api.clip.data import DataUnavailableError
+
+from ..conftest import encode
 
 
 def test_health_answers(client):
@@ -35,6 +38,16 @@ def test_info_describes_model_and_gallery(client, tiny_checkpoint, tiny_data):
     assert info["search"] == "exact"
 
 
+def test_info_image_types_are_what_the_upload_check_accepts(client, tiny_data):
+    image_types = client.get("/v1/info").json()["image_types"]
+    assert image_types == ["bmp", "gif", "jpeg", "jpg", "png", "webp"]
+    saved_as = Image.registered_extensions()  # ".jpg" -> "JPEG": the format PIL writes for that name
+    for extension in [*image_types, "tiff"]:
+        data = encode(tiny_data.test.images[0], saved_as[f".{extension}"])
+        response = client.post("/v1/classify", files={"file": (f"x.{extension}", data, "image/*")})
+        assert response.status_code == (200 if extension in image_types else 415), extension
+
+
 def test_info_serves_the_test_report_kept_with_the_checkpoint(serve, make_settings, tiny_checkpoint, tmp_path):
     checkpoint = shutil.copytree(tiny_checkpoint, tmp_path / "checkpoint")
     report = {"accuracy": 0.91, "checkpoint_sha256": weights_sha256(checkpoint)}
@@ -50,6 +63,15 @@ def test_metrics_count_requests_by_route_template(client):
     assert "clip_api_gallery_items" in text
 
 
+def test_ready_while_loading_is_the_same_503_as_every_route(make_settings):
+    # Not entered, so the lifespan never starts loading: the state stays "loading the model".
+    client = TestClient(create_app(make_settings(data_dir=None)))
+    for response in (client.get("/ready"), client.post("/v1/search/text", json={"query": "cat"})):
+        assert response.status_code == 503
+        assert response.json() == {"detail": "loading the model"}
+        assert response.headers["retry-after"] == "5"
+
+
 def test_not_ready_while_checkpoint_is_missing(make_settings, tmp_path):
     settings = make_settings(checkpoint=tmp_path / "no-checkpoint", data_dir=None)
     with TestClient(create_app(settings)) as client:
@@ -60,6 +82,7 @@ def test_not_ready_while_checkpoint_is_missing(make_settings, tmp_path):
                 break
         assert ready.status_code == 503
         assert "no checkpoint" in ready.json()["detail"]
+        assert ready.headers["retry-after"] == "5"
         response = client.post("/v1/search/text", json={"query": "cat"})
         assert response.status_code == 503
         assert response.headers["retry-after"] == "5"
