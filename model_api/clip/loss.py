@@ -1,9 +1,10 @@
 """Label-aware contrastive loss (UniCL, Yang et al. 2022).
 
 Plain CLIP loss makes image i's only positive its own caption, so with ten classes a batch of
-256 holds ~25 same-class "negatives" per image. Here every image-caption pair that shares a
-label is a positive and the target distribution spreads evenly over them. With unique labels
-it reduces to the CLIP loss.
+256 holds ~25 same-class "negatives" per image. Here every image-caption pair the caller marks
+as a positive counts, and the target distribution spreads evenly over them: pairs that share a
+label (`label_positives`), or that share a label and whose caption says nothing the image
+contradicts (`train.caption_positives`). With unique labels it reduces to the CLIP loss.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ def _soft_cross_entropy(logits: torch.Tensor, positives: torch.Tensor, smoothing
     return per_row[has_positive].mean()
 
 
+def label_positives(image_labels: torch.Tensor, text_labels: torch.Tensor) -> torch.Tensor:
+    """(B_i,) x (B_t,) labels -> (B_i, B_t) bool: same label."""
+    return image_labels[:, None] == text_labels[None, :]
+
+
 class LabelAwareContrastiveLoss(nn.Module):
     def __init__(self, label_smoothing: float = 0.0) -> None:
         super().__init__()
@@ -34,11 +40,10 @@ class LabelAwareContrastiveLoss(nn.Module):
         image_embeddings: torch.Tensor,  # (B_i, D), unit vectors
         text_embeddings: torch.Tensor,  # (B_t, D), unit vectors
         logit_scale: torch.Tensor,  # scalar
-        image_labels: torch.Tensor,  # (B_i,)
-        text_labels: torch.Tensor,  # (B_t,)
+        positives: torch.Tensor,  # (B_i, B_t) bool: which captions describe which images
     ) -> torch.Tensor:
         logits = logit_scale * image_embeddings @ text_embeddings.T  # (B_i, B_t)
-        positives = (image_labels[:, None] == text_labels[None, :]).float()
+        positives = positives.float()
         image_to_text = _soft_cross_entropy(logits, positives, self.label_smoothing)
         text_to_image = _soft_cross_entropy(logits.T, positives.T, self.label_smoothing)
         return (image_to_text + text_to_image) / 2

@@ -33,7 +33,7 @@ from .checkpoint import atomic_write_text, save_checkpoint
 from .config import ClipConfig, TrainConfig
 from .data import Cifar10, Split, augment, to_float
 from .inference import embed_images, embed_labels
-from .loss import LabelAwareContrastiveLoss
+from .loss import LabelAwareContrastiveLoss, label_positives
 from .model import Clip
 from .muon import Muon
 
@@ -222,7 +222,7 @@ class Trainer:
         text_inputs = self.captions.sample(caption_labels, generator)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.recipe.bf16):
             image_emb, text_emb, scale = self.model(images, text_inputs)
-        loss = self.loss_fn(image_emb, text_emb, scale, labels, caption_labels)
+        loss = self.loss_fn(image_emb, text_emb, scale, label_positives(labels, caption_labels))
         for optimizer in self.optimizers.all():
             optimizer.zero_grad(set_to_none=True)
         loss.backward()

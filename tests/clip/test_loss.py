@@ -1,7 +1,7 @@
 import torch
 import torch.nn.functional as F
 
-from model_api.clip.loss import LabelAwareContrastiveLoss
+from model_api.clip.loss import LabelAwareContrastiveLoss, label_positives
 
 
 def embeddings(n: int, dim: int = 16, seed: int = 0) -> torch.Tensor:
@@ -13,9 +13,12 @@ def test_matched_pairs_score_lower_than_shuffled() -> None:
     images = embeddings(8)
     texts = F.normalize(images + 0.1 * embeddings(8, seed=1), dim=-1)
     labels = torch.arange(8)
-    matched = loss(images, texts, torch.tensor(10.0), labels, labels)
+    matched = loss(images, texts, torch.tensor(10.0), label_positives(labels, labels))
     shuffled = loss(
-        images, texts[torch.randperm(8, generator=torch.Generator().manual_seed(2))], torch.tensor(10.0), labels, labels
+        images,
+        texts[torch.randperm(8, generator=torch.Generator().manual_seed(2))],
+        torch.tensor(10.0),
+        label_positives(labels, labels),
     )
     assert matched < shuffled
 
@@ -26,8 +29,8 @@ def test_same_class_pairs_are_positives() -> None:
     loss = LabelAwareContrastiveLoss()
     images, texts = embeddings(4), embeddings(4, seed=3)
     labels = torch.tensor([0, 0, 1, 1])
-    original = loss(images, texts, torch.tensor(5.0), labels, labels)
-    swapped = loss(images, texts[[1, 0, 3, 2]], torch.tensor(5.0), labels, labels)
+    original = loss(images, texts, torch.tensor(5.0), label_positives(labels, labels))
+    swapped = loss(images, texts[[1, 0, 3, 2]], torch.tensor(5.0), label_positives(labels, labels))
     torch.testing.assert_close(original, swapped)
 
 
@@ -39,21 +42,21 @@ def test_label_aware_loss_prefers_classes_over_instances() -> None:
     by_class = basis[[0, 0, 2, 2]]  # both items of a class on one direction
     classes, instances, scale = torch.tensor([0, 0, 1, 1]), torch.arange(4), torch.tensor(50.0)
     loss = LabelAwareContrastiveLoss()
-    assert loss(by_class, by_class, scale, classes, classes) < loss(by_instance, by_instance, scale, classes, classes)
-    assert loss(by_instance, by_instance, scale, instances, instances) < loss(
-        by_class, by_class, scale, instances, instances
-    )
+    same_class, same_instance = label_positives(classes, classes), label_positives(instances, instances)
+    assert loss(by_class, by_class, scale, same_class) < loss(by_instance, by_instance, scale, same_class)
+    assert loss(by_instance, by_instance, scale, same_instance) < loss(by_class, by_class, scale, same_instance)
 
 
 def test_rows_without_positives_are_ignored() -> None:
     images, texts = embeddings(3), embeddings(2, seed=4)
-    value = LabelAwareContrastiveLoss()(images, texts, torch.tensor(5.0), torch.tensor([0, 1, 2]), torch.tensor([0, 1]))
+    positives = label_positives(torch.tensor([0, 1, 2]), torch.tensor([0, 1]))
+    value = LabelAwareContrastiveLoss()(images, texts, torch.tensor(5.0), positives)
     assert torch.isfinite(value)
 
 
 def test_label_smoothing_raises_the_floor() -> None:
     points = embeddings(2)[torch.tensor([0, 1])]
     labels = torch.tensor([0, 1])
-    sharp = LabelAwareContrastiveLoss(0.0)(points, points, torch.tensor(50.0), labels, labels)
-    smooth = LabelAwareContrastiveLoss(0.2)(points, points, torch.tensor(50.0), labels, labels)
+    sharp = LabelAwareContrastiveLoss(0.0)(points, points, torch.tensor(50.0), label_positives(labels, labels))
+    smooth = LabelAwareContrastiveLoss(0.2)(points, points, torch.tensor(50.0), label_positives(labels, labels))
     assert smooth > sharp
