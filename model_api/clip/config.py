@@ -90,6 +90,9 @@ class TrainConfig:
     seed: int = 0
     val_size: int = 5000
     captions_per_step: int = 128  # text-tower batch: ~13 captions per class per step
+    # Share of captions built from the image's own attributes (when it has readable ones) rather
+    # than drawn from its class's captions: text search then sees colour, scene and light.
+    attribute_caption_share: float = 0.5
     # Conv filters: "muon" (airbench94_muon) or Nesterov SGD like every other image-side weight.
     image_optimizer: str = "muon"
     # Muon's step has a fixed size whatever the loss's scale or the batch: airbench94_muon's rate

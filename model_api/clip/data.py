@@ -2,7 +2,8 @@
 
 The source is a hub name (default `uoft-cs/cifar10`) or a local copy in the hub's layout.
 The first load decodes every image and writes `.npy` arrays keyed by the source, so later
-runs start in seconds. Augmentation runs on whole batches of tensors, not per-image PIL.
+runs start in seconds; each image's pixel attributes (`attributes`) are read once and cached
+beside them, keyed by the reader's version. Augmentation runs on whole batches of tensors, not per-image PIL.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .attributes import ATTRIBUTES_VERSION, attribute_codes
+
 HUB_NAME = "uoft-cs/cifar10"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "clip-cifar10"
 
@@ -29,12 +32,13 @@ class DataUnavailableError(RuntimeError):
 class Split:
     images: torch.Tensor  # (N, 3, 32, 32) uint8
     labels: torch.Tensor  # (N,) int64
+    attributes: torch.Tensor  # (N, 5) int8 attribute codes, columns attributes.CODE_FIELDS
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, index: torch.Tensor) -> Split:
-        return Split(self.images[index], self.labels[index])
+        return Split(self.images[index], self.labels[index], self.attributes[index])
 
 
 @dataclass(frozen=True)
@@ -100,13 +104,28 @@ def load_cifar10(source: str = HUB_NAME, cache_root: Path = DEFAULT_CACHE_DIR) -
         arrays, classes = _download(source)
         meta = {"source": source, "classes": list(classes), "fingerprint": _fingerprint(arrays)}
         _write_cache(cache, arrays, meta)
+    splits = {split: _split(cache, arrays, split) for split in ("train", "test")}
     return Cifar10(
-        train=Split(torch.from_numpy(arrays["train_images"]), torch.from_numpy(arrays["train_labels"])),
-        test=Split(torch.from_numpy(arrays["test_images"]), torch.from_numpy(arrays["test_labels"])),
+        train=splits["train"],
+        test=splits["test"],
         classes=tuple(meta["classes"]),
         source=source,
         fingerprint=meta["fingerprint"],
     )
+
+
+def _split(cache: Path, arrays: dict[str, np.ndarray], split: str) -> Split:
+    """A split with its attribute codes, read from the cache or read off the pixels and cached."""
+    images = torch.from_numpy(arrays[f"{split}_images"])
+    path = cache / f"{split}_attributes-v{ATTRIBUTES_VERSION}.npy"
+    if path.exists():
+        codes = np.load(path, allow_pickle=False)
+    else:
+        codes = attribute_codes(images)
+        tmp = path.with_name(path.stem + ".tmp.npy")
+        np.save(tmp, codes, allow_pickle=False)
+        tmp.replace(path)
+    return Split(images, torch.from_numpy(arrays[f"{split}_labels"]), torch.from_numpy(codes))
 
 
 def _write_cache(cache: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,8 @@ import torch
 from tqdm import tqdm
 
 from . import plots
-from .captions import CaptionSet
+from .attributes import NONE_CODE
+from .captions import CaptionSet, statable
 from .checkpoint import atomic_write_text, save_checkpoint
 from .config import ClipConfig, TrainConfig
 from .data import Cifar10, Split, augment, to_float
@@ -99,22 +101,62 @@ def lr_factor(step: int, total: int, recipe: TrainConfig) -> float:
 
 
 class CaptionSampler:
-    """Draws a random training caption for each requested label, as rows of the text tower's
-    prepared inputs. Preparing the finite caption set once is what makes a frozen pretrained
-    tower cheap: its forward pass runs once per run, not once per step."""
+    """Draws a training caption for each requested image, as rows of the text tower's prepared
+    inputs, with the claim each caption makes about its image's attributes.
 
-    def __init__(self, model: Clip) -> None:
+    A caption is either one of its class's captions (it claims nothing beyond the class) or,
+    with probability `attribute_share` when the image has readable attributes, one built from
+    them ("a crimson car on the road."). The class captions are prepared once; a built caption
+    is prepared the first time it is drawn and kept, so a frozen pretrained tower still embeds
+    each distinct caption once per run.
+    """
+
+    def __init__(self, model: Clip, attribute_share: float) -> None:
+        self.model = model
         captions, labels = model.captions.training_captions()
         self.inputs = model.text.prepare(captions)  # (C, T) token ids or (C, E) frozen embeddings
         labels_tensor = torch.tensor(labels)
         self.by_class = [torch.nonzero(labels_tensor == c).squeeze(1) for c in range(len(model.captions.classes))]
+        self.attribute_share = attribute_share if model.captions.describes_attributes else 0.0
+        self.built: dict[str, torch.Tensor] = {}
 
-    def sample(self, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        picks = [
-            pool[torch.randint(len(pool), (1,), generator=generator)]
-            for pool in (self.by_class[int(label)] for label in labels)
-        ]
-        return self.inputs[torch.cat(picks)]
+    def sample(
+        self, labels: torch.Tensor, codes: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """labels (B,), codes (B, 5) attribute codes -> ((B, ...) prepared inputs, (B, 5) claims, -1: none)."""
+        # One seed drawn from the run's generator keeps the captions reproducible and resumable.
+        rng = random.Random(int(torch.randint(2**62, (1,), generator=generator)))
+        rows, claims, texts = [], [], []
+        for label, row in zip(labels.tolist(), codes.tolist(), strict=True):
+            if rng.random() < self.attribute_share and statable(row):
+                text, claim = self.model.captions.attribute_caption(label, row, rng)
+                texts.append(text)
+                rows.append(text)
+                claims.append(claim)
+            else:
+                pool = self.by_class[label]
+                rows.append(int(pool[rng.randrange(len(pool))]))
+                claims.append([NONE_CODE] * len(row))
+        self.prepare([text for text in dict.fromkeys(texts) if text not in self.built])
+        inputs = torch.stack([self.built[row] if isinstance(row, str) else self.inputs[row] for row in rows])
+        return inputs, torch.tensor(claims, dtype=codes.dtype)
+
+    def prepare(self, texts: list[str]) -> None:
+        if texts:
+            self.built.update(zip(texts, self.model.text.prepare(texts), strict=True))
+
+
+def caption_positives(
+    image_labels: torch.Tensor, image_codes: torch.Tensor, text_labels: torch.Tensor, claims: torch.Tensor
+) -> torch.Tensor:
+    """(B_i, B_t) bool: the caption's class is the image's and everything the caption claims
+    (main colour, scene, light, black and white) the reader found in the image. A caption
+    claiming "red" is thus a negative for the other cars of the batch."""
+    positives = label_positives(image_labels, text_labels)
+    for column in (0, 2, 3, 4):  # the second colour (column 1) is never claimed
+        claim = claims[None, :, column]  # (1, B_t)
+        positives &= (claim == NONE_CODE) | (claim == image_codes[:, None, column])
+    return positives
 
 
 class WeightAverager:
@@ -167,7 +209,7 @@ class Trainer:
         self.model.visual.init_whitening(to_float(self.train_split.images[:5000]))
         self.optimizers = build_optimizers(self.model, recipe)
         self.averager = WeightAverager(self.model)
-        self.captions = CaptionSampler(self.model)
+        self.captions = CaptionSampler(self.model, recipe.attribute_caption_share)
         self.loss_fn = LabelAwareContrastiveLoss(recipe.label_smoothing)
         self.steps_per_epoch = math.ceil(len(self.train_split) / recipe.batch_size)
         self.total_steps = recipe.epochs * self.steps_per_epoch
@@ -217,12 +259,17 @@ class Trainer:
                 frozen = whiten_frozen and group.get("name") == "whiten_bias"
                 group["lr"] = 0.0 if frozen else group["base_lr"] * factor
 
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> float:
-        caption_labels = labels[: self.recipe.captions_per_step]
-        text_inputs = self.captions.sample(caption_labels, generator)
+    def train_step(
+        self, images: torch.Tensor, labels: torch.Tensor, codes: torch.Tensor, generator: torch.Generator
+    ) -> float:
+        """images (B, 3, 32, 32) float, labels (B,), codes (B, 5): the first captions_per_step
+        images each get one caption."""
+        count = self.recipe.captions_per_step
+        caption_labels = labels[:count]
+        text_inputs, claims = self.captions.sample(caption_labels, codes[:count], generator)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.recipe.bf16):
             image_emb, text_emb, scale = self.model(images, text_inputs)
-        loss = self.loss_fn(image_emb, text_emb, scale, label_positives(labels, caption_labels))
+        loss = self.loss_fn(image_emb, text_emb, scale, caption_positives(labels, codes, caption_labels, claims))
         for optimizer in self.optimizers.all():
             optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -248,7 +295,9 @@ class Trainer:
             self.set_learning_rates(step)
             chosen = order[start : start + self.recipe.batch_size]
             batch = to_float(images[chosen]).contiguous(memory_format=torch.channels_last)
-            losses.append(self.train_step(batch, self.train_split.labels[chosen], generator))
+            losses.append(
+                self.train_step(batch, self.train_split.labels[chosen], self.train_split.attributes[chosen], generator)
+            )
             self.average_weights(step)
             progress.set_postfix(loss=f"{losses[-1]:.3f}")
         seconds = time.perf_counter() - started

@@ -1,8 +1,12 @@
+import random
 from dataclasses import replace
 
 import pytest
+import torch
 
-from model_api.clip.captions import CaptionSet, CaptionSetError
+from model_api.clip.attributes import COLOURS, LIGHTS, SCENES
+from model_api.clip.captions import CaptionSet, CaptionSetError, statable
+from model_api.clip.train import caption_positives
 from tests.conftest import CAPTIONS
 
 
@@ -41,3 +45,40 @@ def test_training_captions_are_fixed_and_their_second_half_misspelled() -> None:
     assert (captions, labels) == CAPTIONS.training_captions() and labels[:half] == labels[half:]
     differing = sum(clean != slipped for clean, slipped in zip(captions[:half], captions[half:], strict=True))
     assert differing > 0.9 * half
+
+
+def test_an_attribute_caption_states_only_what_the_reader_found_and_claims_exactly_that() -> None:
+    red, sky, dark = COLOURS.index("red"), SCENES.index("sky"), LIGHTS.index("dark")
+    rng = random.Random(0)
+    for _ in range(200):
+        caption, claim = CAPTIONS.attribute_caption(0, [red, -1, sky, dark, 0], rng)  # an airplane
+        assert claim != [-1] * 5 and claim[1] == -1 and claim[4] == -1
+        assert (claim[0] == red) == any(w in caption for w in CAPTIONS.colour_words["red"])
+        assert (claim[2] == sky) == any(p in caption for p in CAPTIONS.scene_phrases["sky"])
+        assert claim[3] in (-1, dark)
+        words = CAPTIONS.vocabulary["airplane"]
+        assert any(word in caption for word in words) and "truck" not in caption
+
+
+def test_an_attribute_caption_never_states_the_second_colour() -> None:
+    rng = random.Random(1)
+    captions = [CAPTIONS.attribute_caption(9, [COLOURS.index("white"), COLOURS.index("pink"), -1, -1, 0], rng)[0]]
+    assert not any("pink" in caption for caption in captions)
+    assert statable([-1, COLOURS.index("pink"), -1, -1, 0]) == []  # nothing left to caption it with
+
+
+def test_a_caption_is_a_positive_only_for_images_with_what_it_claims() -> None:
+    red, blue, sky = COLOURS.index("red"), COLOURS.index("blue"), SCENES.index("sky")
+    image_labels = torch.tensor([1, 1, 1, 2])
+    image_codes = torch.tensor(
+        [[red, -1, -1, -1, 0], [blue, red, -1, -1, 0], [-1, -1, sky, -1, 0], [red, -1, -1, -1, 0]]
+    )
+    text_labels = torch.tensor([1, 1, 1])
+    claims = torch.tensor([[red, -1, -1, -1, -1], [-1, -1, -1, -1, -1], [-1, -1, sky, -1, -1]])
+    positives = caption_positives(image_labels, image_codes, text_labels, claims)
+    assert positives.tolist() == [
+        [True, True, False],  # a red car: "a red car", "a car"
+        [False, True, False],  # red only as its second colour: not "a red car"
+        [False, True, True],  # a car in the sky
+        [False, False, False],  # another class
+    ]

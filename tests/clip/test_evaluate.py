@@ -41,7 +41,8 @@ def test_served_embeddings_ignore_mirroring_and_equal_one_view_for_symmetric_ima
 def test_evaluate_scores_the_served_embeddings_and_one_view_apart() -> None:
     torch.manual_seed(0)
     model = prepare_for_inference(Clip(TINY_MODEL, CAPTIONS))
-    split = Split(torch.randint(0, 256, (60, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 3, (60,)))
+    images, labels = torch.randint(0, 256, (60, 3, 32, 32), dtype=torch.uint8), torch.randint(0, 3, (60,))
+    split = Split(images, labels, torch.full((60, 5), -1, dtype=torch.int8))
     classes = ("cat", "dog", "ship")
     report = evaluate(model, split, classes)
     class_embeddings = embed_labels(model, classes)

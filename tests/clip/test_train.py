@@ -6,7 +6,14 @@ import torch
 
 from model_api.clip.checkpoint import load_checkpoint
 from model_api.clip.model import Clip
-from model_api.clip.train import STATE_FILE, DataCaptionMismatchError, Trainer, build_optimizers, lr_factor
+from model_api.clip.train import (
+    STATE_FILE,
+    CaptionSampler,
+    DataCaptionMismatchError,
+    Trainer,
+    build_optimizers,
+    lr_factor,
+)
 from tests.conftest import CAPTIONS, TINY_MINILM_MODEL, TINY_MODEL, TINY_RECIPE
 
 
@@ -66,6 +73,28 @@ def test_a_caption_set_for_other_classes_is_refused(tiny_data, tmp_path) -> None
     reordered = replace(CAPTIONS, classes=CAPTIONS.classes[::-1])
     with pytest.raises(DataCaptionMismatchError, match="not the dataset's"):
         Trainer(tiny_data, TINY_MODEL, TINY_RECIPE, tmp_path, reordered)
+
+
+def test_training_with_attribute_captions_lowers_the_loss(tiny_data, tmp_path) -> None:
+    recipe = replace(TINY_RECIPE, epochs=4, attribute_caption_share=1.0)
+    trainer = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path, CAPTIONS)
+    trainer.fit()
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history[-1]["loss"] < history[0]["loss"]
+    built = list(trainer.captions.built)
+    words = [phrase for phrases in CAPTIONS.scene_phrases.values() for phrase in phrases]
+    words += [word for colour_words in CAPTIONS.colour_words.values() for word in colour_words]
+    openers = [*CAPTIONS.black_and_white_openers, *(o for os in CAPTIONS.light_openers.values() for o in os)]
+    words += [opener.split("{}")[0] for opener in openers]
+    assert built and all(any(word in caption for word in words) for caption in built)
+
+
+def test_attribute_captions_are_drawn_for_images_with_attributes_only(tiny_data) -> None:
+    sampler = CaptionSampler(Clip(TINY_MODEL, CAPTIONS), attribute_share=1.0)
+    labels = torch.tensor([0, 1])
+    codes = torch.tensor([[-1, -1, -1, -1, 0], [-1, -1, 0, -1, 0]], dtype=torch.int8)  # nothing; the sky
+    inputs, claims = sampler.sample(labels, codes, torch.Generator().manual_seed(0))
+    assert len(inputs) == 2 and claims.tolist() == [[-1] * 5, [-1, -1, 0, -1, -1]]
 
 
 def test_learning_rate_schedule_is_triangular() -> None:
