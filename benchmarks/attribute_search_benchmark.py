@@ -1,0 +1,161 @@
+"""Does text search see the image, not only its class? Precision@10 of attribute queries.
+
+  .venv/bin/python benchmarks/attribute_search_benchmark.py --checkpoint checkpoints/clip-cifar10 \
+      [--data ../shared/data/cifar10] [--queries benchmarks/attribute_queries.json] [--json OUT.json]
+
+Two query sets over the 10,000 test images, searched with the flip-averaged embeddings the
+product serves; an image counts for a query when it is of the query's class and the pixel
+reader (`model_api.clip.attributes`) found what the query names in it:
+- generated: for every (class, attribute value) with at least MIN_RELEVANT test images, one
+  query from the reader's own vocabulary ("a photo of a red automobile.", "a photo of an
+  airplane in the sky.", "a dark photo of a cat."), grouped by attribute kind;
+- --queries: a hand-written set (default benchmarks/attribute_queries.json, written before any
+  result was seen), reported whole.
+Beside each P@10 stands its class-only base rate: the share of the class's test images that
+have the attribute, which is what a search that only knows the class scores on average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reporting import add_data_arguments, save_json  # noqa: E402  (this folder is on sys.path when run as a script)
+
+from model_api.clip.attributes import COLOURS, LIGHTS, SCENES  # noqa: E402
+from model_api.clip.checkpoint import load_checkpoint  # noqa: E402
+from model_api.clip.data import Split, load_cifar10  # noqa: E402
+from model_api.clip.inference import embed_images, embed_texts  # noqa: E402
+
+QUERIES = Path(__file__).with_name("attribute_queries.json")
+MIN_RELEVANT = 20  # fewer relevant images than this and a query's P@10 says little
+# Column of each attribute kind in the reader's codes, and its vocabulary.
+KINDS = {"colour": (0, COLOURS), "scene": (2, SCENES), "light": (3, LIGHTS)}
+SCENE_PHRASES = {
+    "sky": "in the sky",
+    "water": "on the water",
+    "grass": "on the grass",
+    "white background": "on a white background",
+}
+
+
+def relevant(split: Split, classes: tuple[str, ...], want: dict[str, Any]) -> torch.Tensor:
+    """(N,) bool: test images of the wanted class with every wanted attribute."""
+    mask = split.labels == classes.index(want["class"])
+    for kind, (column, names) in KINDS.items():
+        if kind in want:
+            mask &= split.attributes[:, column] == names.index(want[kind])
+    if want.get("black_and_white"):
+        mask &= split.attributes[:, 4] == 1
+    return mask
+
+
+def generated_queries(split: Split, classes: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One query per (class, attribute value) that has at least MIN_RELEVANT images."""
+    queries = []
+    for name in classes:
+        article = "an" if name[0] in "aeiou" else "a"
+        for kind, (_, names) in KINDS.items():
+            for value in names:
+                want = {"class": name, kind: value}
+                if int(relevant(split, classes, want).sum()) < MIN_RELEVANT:
+                    continue
+                text = {
+                    "colour": f"a photo of {'an' if value[0] in 'aeiou' else 'a'} {value} {name}.",
+                    "scene": f"a photo of {article} {name} {SCENE_PHRASES.get(value)}.",
+                    "light": f"a {value} photo of {article} {name}.",
+                }[kind]
+                queries.append({"query": text, "kind": kind, **want})
+        want = {"class": name, "black_and_white": True}
+        if int(relevant(split, classes, want).sum()) >= MIN_RELEVANT:
+            text = f"a black and white photo of {article} {name}."
+            queries.append({"query": text, "kind": "black_and_white", **want})
+    return queries
+
+
+def score(queries: list[dict[str, Any]], similarity: torch.Tensor, split: Split, classes) -> list[dict[str, Any]]:
+    """Each query with its P@10, its class-only base rate and how many images it could find."""
+    top10 = similarity.topk(10, dim=1).indices  # (Q, 10)
+    results = []
+    for query, row in zip(queries, top10, strict=True):
+        wanted = relevant(split, classes, query)
+        in_class = split.labels == classes.index(query["class"])
+        results.append(
+            {
+                **query,
+                "precision_at_10": wanted[row].float().mean().item(),
+                "class_only_base_rate": (wanted.sum() / in_class.sum()).item(),
+                "class_precision_at_10": in_class[row].float().mean().item(),
+                "relevant_images": int(wanted.sum()),
+            }
+        )
+    return results
+
+
+def summary(results: list[dict[str, Any]]) -> dict[str, float]:
+    return {
+        "queries": len(results),
+        "precision_at_10": statistics.mean(r["precision_at_10"] for r in results),
+        "class_only_base_rate": statistics.mean(r["class_only_base_rate"] for r in results),
+        "class_precision_at_10": statistics.mean(r["class_precision_at_10"] for r in results),
+    }
+
+
+def run(checkpoint: Path, queries_path: Path, data_source: str, cache_dir: Path) -> dict[str, Any]:
+    model, _ = load_checkpoint(checkpoint)
+    data = load_cifar10(data_source, cache_dir)
+    images = embed_images(model, data.test.images)  # (N, D)
+    results: dict[str, Any] = {"checkpoint": str(checkpoint)}
+    for name, queries in (
+        ("generated", generated_queries(data.test, data.classes)),
+        ("written", json.loads(queries_path.read_text())["queries"]),
+    ):
+        similarity = embed_texts(model, [query["query"] for query in queries]) @ images.T  # (Q, N)
+        scored = score(queries, similarity, data.test, data.classes)
+        kinds = sorted({r.get("kind", "written") for r in scored})
+        results[name] = {
+            "all": summary(scored),
+            "by_kind": {kind: summary([r for r in scored if r.get("kind", "written") == kind]) for kind in kinds},
+            "queries": scored,
+        }
+    return results
+
+
+def print_summary(results: dict[str, Any]) -> None:
+    for name in ("generated", "written"):
+        part = results[name]
+        for kind, figures in {**part["by_kind"], "all": part["all"]}.items():
+            print(
+                f"{name:<9} {kind:<16} {figures['queries']:>3} queries  P@10 {figures['precision_at_10']:.3f}  "
+                f"class-only base rate {figures['class_only_base_rate']:.3f}  class P@10 "
+                f"{figures['class_precision_at_10']:.3f}"
+            )
+    for r in results["written"]["queries"]:
+        print(
+            f"  {r['precision_at_10']:.1f} (base {r['class_only_base_rate']:.2f}, {r['relevant_images']:>3} images)  "
+            f"{r['query']}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, default=Path("checkpoints/clip-cifar10"))
+    parser.add_argument("--queries", type=Path, default=QUERIES)
+    add_data_arguments(parser)
+    parser.add_argument("--json", type=Path, help="write every figure and the per-query results here")
+    args = parser.parse_args()
+    results = run(args.checkpoint, args.queries, args.data, args.cache_dir)
+    print_summary(results)
+    save_json(results, args.json)
+
+
+if __name__ == "__main__":
+    main()
