@@ -33,11 +33,14 @@ from reporting import add_data_arguments, save_json  # noqa: E402  (this folder 
 from model_api.clip.attributes import COLOURS, LIGHTS, SCENES  # noqa: E402
 from model_api.clip.checkpoint import load_checkpoint  # noqa: E402
 from model_api.clip.data import Split, load_cifar10  # noqa: E402
-from model_api.clip.inference import embed_images, embed_texts  # noqa: E402
+from model_api.clip.inference import embed_images, embed_labels, embed_texts  # noqa: E402
 
 QUERIES = Path(__file__).with_name("attribute_queries.json")
 MIN_RELEVANT = 20  # fewer relevant images than this and a query's P@10 says little
 # Column of each attribute kind in the reader's codes, and its vocabulary.
+# Zero-shot with labels that name a colour and a group of classes ("a red vehicle").
+GROUPS = {"vehicle": ("airplane", "automobile", "ship", "truck"), "animal": ("bird", "cat", "deer", "dog", "horse")}
+GROUP_COLOURS = ("red", "white", "black", "blue", "brown")
 KINDS = {"colour": (0, COLOURS), "scene": (2, SCENES), "light": (3, LIGHTS)}
 SCENE_PHRASES = {
     "sky": "in the sky",
@@ -109,6 +112,26 @@ def summary(results: list[dict[str, Any]]) -> dict[str, float]:
     }
 
 
+def colour_group_accuracy(model, images: torch.Tensor, split: Split, classes: tuple[str, ...]) -> dict[str, Any]:
+    """Per group, zero-shot over "a {colour} {group}" labels on the group's images whose main
+    colour is one of them; right when the label's colour is the image's."""
+    results = {}
+    for group, members in GROUPS.items():
+        in_group = torch.isin(split.labels, torch.tensor([classes.index(c) for c in members]))
+        colours = [c for c in GROUP_COLOURS if int((in_group & (split.attributes[:, 0] == COLOURS.index(c))).sum())]
+        codes = torch.tensor([COLOURS.index(c) for c in colours])
+        chosen = in_group & torch.isin(split.attributes[:, 0].long(), codes)
+        labels = [f"a {colour} {group}" for colour in colours]
+        predicted = (images[chosen] @ embed_labels(model, labels).T).argmax(dim=1)
+        truth = (split.attributes[chosen, 0].long()[:, None] == codes[None, :]).float().argmax(dim=1)
+        results[group] = {
+            "labels": labels,
+            "images": int(chosen.sum()),
+            "accuracy": (predicted == truth).float().mean().item(),
+        }
+    return results
+
+
 def run(checkpoint: Path, queries_path: Path, data_source: str, cache_dir: Path) -> dict[str, Any]:
     model, _ = load_checkpoint(checkpoint)
     data = load_cifar10(data_source, cache_dir)
@@ -126,6 +149,7 @@ def run(checkpoint: Path, queries_path: Path, data_source: str, cache_dir: Path)
             "by_kind": {kind: summary([r for r in scored if r.get("kind", "written") == kind]) for kind in kinds},
             "queries": scored,
         }
+    results["colour_group_zero_shot"] = colour_group_accuracy(model, images, data.test, data.classes)
     return results
 
 
@@ -138,6 +162,8 @@ def print_summary(results: dict[str, Any]) -> None:
                 f"class-only base rate {figures['class_only_base_rate']:.3f}  class P@10 "
                 f"{figures['class_precision_at_10']:.3f}"
             )
+    for figures in results["colour_group_zero_shot"].values():
+        print(f"zero-shot over {figures['labels']}: {figures['accuracy']:.3f} on {figures['images']} images")
     for r in results["written"]["queries"]:
         print(
             f"  {r['precision_at_10']:.1f} (base {r['class_only_base_rate']:.2f}, {r['relevant_images']:>3} images)  "
