@@ -61,6 +61,21 @@ ClassifyTopK = Annotated[
 ]
 SearchTopK = Annotated[int, Field(ge=1, le=MAX_TOP_K, description="How many results to return at most.")]
 MinScore = Annotated[float, Field(ge=-1.0, le=1.0, description="Drop results whose cosine similarity is below this.")]
+MinRelativeScore = Annotated[
+    float,
+    Field(
+        gt=0.0,
+        le=1.0,
+        description="Drop results scoring below this fraction of the best result's score (e.g. 0.9): a cutoff "
+        "that follows each query, where one absolute `min_score` suits some queries and not others.",
+    ),
+]
+Negative = Annotated[
+    Text(MAX_QUERY_CHARS), Field(description="What the results should not show, e.g. `grass` for dogs not on grass.")
+]
+Refinement = Annotated[
+    Text(MAX_QUERY_CHARS), Field(description="Words that refine an image query, e.g. `red` for the same but red.")
+]
 ItemId = Annotated[str, Field(description="Gallery id: `test-<n>` (dataset) or `user-<n>` (upload).", max_length=64)]
 
 
@@ -99,31 +114,38 @@ class BatchClassifyResponse(BaseModel):
     results: list[BatchItem] = Field(description="One entry per uploaded file, in upload order.")
 
 
-class TextSearchRequest(BaseModel):
+class SearchOptions(BaseModel):
+    """What every search takes besides its query."""
+
     model_config = ConfigDict(extra="forbid")
 
+    top_k: SearchTopK = 10
+    min_score: MinScore | None = None
+    min_relative_score: MinRelativeScore | None = None
+    negative: Negative | None = None
+
+
+class TextSearchRequest(SearchOptions):
     query: Text(MAX_QUERY_CHARS) = Field(description="What to look for, in words, e.g. `a red truck`.")
-    top_k: SearchTopK = 10
-    min_score: MinScore | None = None
 
 
-class SimilarSearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SimilarSearchRequest(SearchOptions):
     id: ItemId
-    top_k: SearchTopK = 10
-    min_score: MinScore | None = None
+    text: Refinement | None = None
 
 
 class SearchResult(BaseModel):
     id: str = Field(description="Gallery id of the match.")
     score: float = Field(description="Cosine similarity to the query in [-1, 1]; higher is closer.")
     label: str | None = Field(description="The item's class, user label or caption; null if none.")
+    caption: str | None = Field(None, description="Caption given at upload; null if none.")
     image_url: str = Field(description="Relative URL of the item's PNG, e.g. `/v1/gallery/test-3/image`.")
 
     @classmethod
     def of(cls, item: GalleryItem, score: float) -> SearchResult:
-        return cls(id=item.id, score=score, label=item.display_label, image_url=image_url(item.id))
+        return cls(
+            id=item.id, score=score, label=item.display_label, caption=item.caption, image_url=image_url(item.id)
+        )
 
 
 class SearchResponse(BaseModel):
@@ -150,7 +172,9 @@ class GalleryPage(BaseModel):
     total: int = Field(description="Items in the listing (with the `source` filter applied).")
     offset: int = Field(description="Index of the first item returned.")
     limit: int = Field(description="Most items asked for.")
-    items: list[GalleryItemOut] = Field(description="Dataset items first, then uploads oldest first.")
+    items: list[GalleryItemOut] = Field(
+        description="Uploads newest first, then dataset items in order (`source=all`): a new upload is at offset 0."
+    )
 
 
 class Health(BaseModel):
@@ -178,6 +202,9 @@ class Info(BaseModel):
         description="Training metrics from the checkpoint; under `test`, the TEST report measured on these weights."
     )
     search: Literal["exact", "faiss-ivf"] = Field(description="How the index searches at the current size.")
+    writes_enabled: bool = Field(
+        description="Whether `POST`/`DELETE /v1/gallery` can succeed: false when the server has no CLIP_API_KEY."
+    )
     image_types: list[str] = Field(
         description=f"File extensions of the accepted uploads ({FORMAT_NAMES}), e.g. `png`, for file pickers; "
         "the API itself tells the format from the bytes, not the name."

@@ -5,7 +5,17 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile
 
 from ..deps import GalleryDep, ModelDep, SettingsDep
-from ..schemas import MinScore, SearchResponse, SearchTopK, SimilarSearchRequest, TextSearchRequest, error_responses
+from ..schemas import (
+    MinRelativeScore,
+    MinScore,
+    Negative,
+    Refinement,
+    SearchResponse,
+    SearchTopK,
+    SimilarSearchRequest,
+    TextSearchRequest,
+    error_responses,
+)
 from ..uploads import FORMAT_NAMES, read_image
 
 router = APIRouter(prefix="/v1/search", tags=["search"])
@@ -13,7 +23,10 @@ router = APIRouter(prefix="/v1/search", tags=["search"])
 
 @router.post("/text", summary="Gallery images matching a text query", responses=error_responses(422, 503))
 def search_text(body: TextSearchRequest, model: ModelDep, gallery: GalleryDep) -> SearchResponse:
-    return SearchResponse.of(gallery.search(model.text_vector(body.query), body.top_k, body.min_score))
+    vector = model.search_vector(model.text_vector(body.query), negative=body.negative)
+    # Only words are compared with captions: an image query compares pixels alone.
+    hits = gallery.search(vector, body.top_k, body.min_score, None, body.min_relative_score, captions=True)
+    return SearchResponse.of(hits)
 
 
 @router.post(
@@ -26,9 +39,13 @@ def search_image(
     settings: SettingsDep,
     top_k: Annotated[SearchTopK, Form()] = 10,
     min_score: Annotated[MinScore | None, Form()] = None,
+    min_relative_score: Annotated[MinRelativeScore | None, Form()] = None,
+    text: Annotated[Refinement | None, Form()] = None,
+    negative: Annotated[Negative | None, Form()] = None,
 ) -> SearchResponse:
-    vector = model.image_vectors(read_image(file, settings.max_upload_bytes)[None])[0]
-    return SearchResponse.of(gallery.search(vector, top_k, min_score))
+    image = model.image_vectors(read_image(file, settings.max_upload_bytes)[None])[0]
+    vector = model.search_vector(image, negative=negative, refinement=text)
+    return SearchResponse.of(gallery.search(vector, top_k, min_score, None, min_relative_score))
 
 
 @router.post(
@@ -37,5 +54,6 @@ def search_image(
     description="The item itself is left out of the results.",
     responses=error_responses(404, 422, 503),
 )
-def search_similar(body: SimilarSearchRequest, gallery: GalleryDep) -> SearchResponse:
-    return SearchResponse.of(gallery.search(gallery.vector(body.id), body.top_k, body.min_score, exclude=body.id))
+def search_similar(body: SimilarSearchRequest, model: ModelDep, gallery: GalleryDep) -> SearchResponse:
+    vector = model.search_vector(gallery.vector(body.id), negative=body.negative, refinement=body.text)
+    return SearchResponse.of(gallery.search(vector, body.top_k, body.min_score, body.id, body.min_relative_score))

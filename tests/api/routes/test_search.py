@@ -94,3 +94,50 @@ def test_similar_to_an_unknown_id_is_a_404(client, item_id):
     response = client.post("/v1/search/similar", json={"id": item_id})
     assert response.status_code == 404
     assert "no gallery item" in response.json()["detail"]
+
+
+def similarity_to(client, results, text):
+    """Mean cosine of the results' stored vectors to the served embedding of `text`."""
+    state = client.app.state.app_state
+    words = state.model.text_vector(text)
+    return sum(float(state.gallery.vector(r["id"]) @ words) for r in results) / len(results)
+
+
+def test_a_negative_text_moves_the_results_away_from_it(client):
+    plain = search_text(client, top_k=10).json()["results"]
+    negated = search_text(client, top_k=10, negative="a photo of a dog").json()["results"]
+    assert similarity_to(client, negated, "a photo of a dog") < similarity_to(client, plain, "a photo of a dog")
+
+
+def test_an_image_query_refined_by_text_ranks_by_the_image_and_the_words_alike(client, tiny_data):
+    state = client.app.state.app_state
+    image = tiny_data.test.images[0]
+    files = {"file": ("q.png", encode(image), "image/png")}
+    refined = client.post("/v1/search/image", files=files, data={"top_k": "5", "text": "a truck"}).json()["results"]
+    both = state.model.image_vectors(image[None])[0] + state.model.text_vector("a truck")
+    ids = [f"test-{n}" for n in range(len(tiny_data.test))]
+    expected = sorted(ids, key=lambda item: -float(state.gallery.vector(item) @ both))[:5]
+    assert [r["id"] for r in refined] == expected
+    plain = client.post("/v1/search/image", files=files, data={"top_k": "5"}).json()["results"]
+    assert [r["score"] for r in refined] != [r["score"] for r in plain]
+
+
+def test_more_like_this_takes_a_refinement_and_a_negative(client):
+    body = {"id": "test-0", "top_k": 10}
+    plain = client.post("/v1/search/similar", json=body).json()["results"]
+    refined = client.post("/v1/search/similar", json={**body, "text": "a ship", "negative": "a cat"}).json()["results"]
+    assert similarity_to(client, refined, "a ship") > similarity_to(client, plain, "a ship")
+
+
+def test_a_relative_cutoff_keeps_results_near_the_best(client):
+    everything = search_text(client, top_k=50).json()["results"]
+    best = everything[0]["score"]
+    kept = search_text(client, top_k=50, min_relative_score=0.95).json()["results"]
+    assert kept and kept[0] == everything[0] and len(kept) < len(everything)
+    assert all(r["score"] >= best - 0.05 * abs(best) - 1e-6 for r in kept)
+    assert kept == [r for r in everything if r["score"] >= best - 0.05 * abs(best) - 1e-6][: len(kept)]
+
+
+@pytest.mark.parametrize("fraction", [0, -0.5, 1.5])
+def test_a_relative_cutoff_outside_0_to_1_is_422(client, fraction):
+    assert search_text(client, min_relative_score=fraction).status_code == 422
