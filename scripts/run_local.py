@@ -3,7 +3,14 @@
 Starts the model API, the Streamlit UI and Nginx as local processes on loopback, Nginx with the
 same site template Compose uses (nginx/templates/default.conf.template), waits until the API is
 ready behind Nginx, prints the URL, and on Ctrl-C (or SIGTERM) stops all three. Each process
-writes its log to RUN_DIR/<name>.log. Settings, all from the environment:
+writes its log to RUN_DIR/<name>.log; while the API loads, its /ready detail and the loading lines
+of its log are echoed, so a first start that encodes the gallery is not a silent minute.
+
+Gallery writes need CLIP_API_KEY. Without one (in the environment or in .env at the repo root,
+which the API reads too) the launcher generates one, appends it to .env and reuses it on every
+later run; it never replaces a key that is there. The key is printed with the URL.
+
+Settings, all from the environment (or .env):
 
   BIND_HOST (127.0.0.1)  UI_PORT (8501)  NGINX_PORT (8080)
   RUN_DIR (.cache/run)   API_RATE_LIMIT (20r/s)  API_RATE_BURST (40)  READY_TIMEOUT_S (900)
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -26,6 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from dotenv import dotenv_values
+from pydantic import SecretStr
 
 ROOT = Path(__file__).resolve().parent.parent
 # A script run from the checkout, installed (`make install`) or not: its own packages come first.
@@ -33,6 +43,12 @@ sys.path.insert(0, str(ROOT))
 from model_api.settings import Settings  # noqa: E402
 
 NGINX_DIR = ROOT / "nginx"
+# The API runs in ROOT and its Settings read `.env` there; the launcher reads and writes the same file.
+ENV_FILE = ROOT / ".env"
+# While the API loads: a line at least this often even if nothing changed, and encoding progress
+# from its log at most this often (the last batch always).
+HEARTBEAT_S = 10.0
+PROGRESS_EVERY_S = 3.0
 # The launcher's own ports; the API's is its `port` setting.
 PORTS = {"ui": "8501", "nginx": "8080"}
 
@@ -53,6 +69,59 @@ def render(template: Path, values: dict[str, str]) -> str:
     return re.sub(r"\$\{(\w+)\}", value, template.read_text())
 
 
+def stored_api_key(env_file: Path) -> str:
+    """The non-blank CLIP_API_KEY in a .env file (read as pydantic-settings reads it), else ""."""
+    if not env_file.is_file():
+        return ""
+    values = {name.upper(): value for name, value in dotenv_values(env_file).items()}
+    return (values.get("CLIP_API_KEY") or "").strip()
+
+
+def save_api_key(env_file: Path, key: str) -> None:
+    """Appends the key to .env (created private to the user), leaving every line there as it is."""
+    text = env_file.read_text() if env_file.exists() else ""
+    separator = "" if not text or text.endswith("\n") else "\n"
+    descriptor = os.open(env_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(descriptor, "a") as file:
+        file.write(f"{separator}# The key for adding and deleting gallery images, made by `make run`.\n")
+        file.write(f"CLIP_API_KEY={key}\n")
+
+
+class ApiLog:
+    """The loading lines of the API's log (model_api.app_state and model_api.gallery), as they come."""
+
+    LINE = re.compile(r"^\S+ \S+ (INFO|WARNING|ERROR) model_api\.(?:app_state|gallery) (.*)$")
+    PROGRESS = re.compile(r"encoded (\d+) of (\d+)")
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = 0
+        self.partial = ""
+        self.last_progress = float("-inf")
+
+    def new_lines(self, now: float) -> list[str]:
+        if not self.path.exists():
+            return []
+        with open(self.path, errors="replace") as file:
+            file.seek(self.offset)
+            text = self.partial + file.read()
+            self.offset = file.tell()
+        *complete, self.partial = text.split("\n")
+        found = []
+        for line in complete:
+            match = self.LINE.match(line)
+            if match is None:
+                continue
+            message = match.group(2) if match.group(1) == "INFO" else f"{match.group(1).lower()}: {match.group(2)}"
+            progress = self.PROGRESS.search(message)
+            if progress and progress.group(1) != progress.group(2) and now - self.last_progress < PROGRESS_EVERY_S:
+                continue  # one progress line every few seconds is enough; the last one always shows
+            if progress:
+                self.last_progress = now
+            found.append(message)
+        return found
+
+
 def find_nginx(env: dict[str, str]) -> str:
     found = env.get("NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
     if not os.access(found, os.X_OK):
@@ -63,10 +132,11 @@ def find_nginx(env: dict[str, str]) -> str:
 class Stack:
     """The three processes, started in order and stopped in reverse."""
 
-    def __init__(self, env: dict[str, str], settings: Settings | None = None):
-        # The API's settings, read once (from the environment and .env unless given): the port and
-        # the upload limit then go to every process from here, so no two of them can disagree.
-        self.settings = settings or Settings()
+    def __init__(self, env: dict[str, str], settings: Settings | None = None, env_file: Path = ENV_FILE):
+        # The API's settings, read once (from the environment and .env unless given): the port, the
+        # upload limit and the key then go to every process from here, so no two of them can disagree.
+        self.env_file = env_file
+        self.settings = settings or Settings(_env_file=env_file)
         self.host = env.get("BIND_HOST", "127.0.0.1")
         ports = {name: env.get(f"{name.upper()}_PORT", default) for name, default in PORTS.items()}
         self.ports = {"api": str(self.settings.port), **ports}
@@ -76,6 +146,28 @@ class Stack:
         self.max_upload_bytes = self.settings.max_upload_bytes
         self.url = f"http://{self.host}:{self.ports['nginx']}"
         self.processes: dict[str, subprocess.Popen] = {}
+
+    @property
+    def api_key(self) -> str:
+        return self.settings.api_key.get_secret_value().strip() if self.settings.api_key else ""
+
+    def ensure_api_key(self) -> str:
+        """Makes sure the API gets a key for gallery writes; returns where it came from.
+
+        The environment's CLIP_API_KEY first, then .env's; with neither, a new random one is
+        appended to .env, so the next run (and the API itself, which reads .env) has the same."""
+        if self.api_key:
+            return "from CLIP_API_KEY" if self.env.get("CLIP_API_KEY", "").strip() else f"from {self.env_file}"
+        key, source = stored_api_key(self.env_file), f"from {self.env_file}"  # under a blank CLIP_API_KEY
+        if not key:
+            key = secrets.token_urlsafe(24)
+            try:
+                save_api_key(self.env_file, key)
+                source = f"new, saved in {self.env_file}; later runs reuse it"
+            except OSError as error:
+                source = f"new, for this run only: could not save it in {self.env_file} ({error.strerror})"
+        self.settings = self.settings.model_copy(update={"api_key": SecretStr(key)})
+        return source
 
     def write_nginx_config(self) -> list[str]:
         """Renders both templates into RUN_DIR; returns the Nginx command line."""
@@ -104,8 +196,10 @@ class Stack:
         # The UI's launcher turns CLIP_MAX_UPLOAD_BYTES into Streamlit's whole-MiB limit, as in the ui image.
         ui = [sys.executable, "-m", "streamlit_ui", "--server.address", self.host, "--server.port", self.ports["ui"]]
         limit = {"CLIP_MAX_UPLOAD_BYTES": str(self.max_upload_bytes)}
+        # The key explicitly too: a blank CLIP_API_KEY in the environment would hide .env's from the API.
+        api_env = {**limit, **({"CLIP_API_KEY": self.api_key} if self.api_key else {})}
         ui_env = {**limit, "API_URL": f"http://{self.host}:{self.ports['api']}"}
-        return {"api": (api, limit), "ui": (ui, ui_env), "nginx": (nginx, {})}
+        return {"api": (api, api_env), "ui": (ui, ui_env), "nginx": (nginx, {})}
 
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -129,26 +223,45 @@ class Stack:
                 tail = (self.run_dir / f"{name}.log").read_text()[-2000:]
                 raise LaunchError(f"{name} exited with code {process.returncode}; end of its log:\n{tail}")
 
-    def wait_ready(self, say: Callable[[str], None] = print) -> None:
-        """Until the API answers /ready through Nginx and the UI its health check through Nginx."""
-        deadline = time.monotonic() + self.ready_timeout
-        last = ""
+    def wait_ready(self, say: Callable[[str], None] = print) -> dict:
+        """Until the API answers /ready through Nginx and the UI its health check through Nginx;
+        meanwhile says what the API is doing. Returns /ready's body (gallery size, dataset)."""
+        started = time.monotonic()
+        deadline = started + self.ready_timeout
+        api_log = ApiLog(self.run_dir / "api.log")
+        last, last_said = "", started
         with httpx.Client(base_url=self.url, timeout=5) as http:
             while time.monotonic() < deadline:
                 self.check_alive()
+                now = time.monotonic()
+                for line in api_log.new_lines(now):
+                    say(f"  [{now - started:3.0f} s] API log: {line}")
                 try:
                     api = http.get("/api/ready")
                     ui = http.get("/_stcore/health")
                     if api.status_code == 200 and ui.status_code == 200:
-                        return
-                    state = f"API: {api.json().get('detail', api.status_code)}; UI: {ui.status_code}"
+                        return api.json()
+                    detail = str(api.json().get("detail", api.status_code))
+                    if detail.startswith("loading failed"):  # final: the API will not become ready
+                        tail = (self.run_dir / "api.log").read_text()[-2000:]
+                        raise LaunchError(f"the API is up but not serving, {detail}\nend of its log:\n{tail}")
+                    ui_state = "up" if ui.status_code == 200 else f"not up yet ({ui.status_code})"
+                    state = f"API: {detail}; UI: {ui_state}"
                 except (httpx.HTTPError, ValueError) as error:
-                    state = f"waiting for the services ({type(error).__name__})"
-                if state != last:
-                    say(f"  ... {state}")
-                    last = state
+                    state = f"waiting for the services to answer ({type(error).__name__})"
+                if state != last or now - last_said >= HEARTBEAT_S:
+                    say(f"  [{now - started:3.0f} s] {state}")
+                    last, last_said = state, now
                 time.sleep(0.5)
         raise LaunchError(f"not ready after {self.ready_timeout:.0f} s; logs are in {self.run_dir}")
+
+    def writes_enabled(self) -> bool:
+        """What the API itself says (/v1/info), else whether the launcher gave it a key."""
+        try:
+            info = httpx.get(f"{self.url}/api/v1/info", timeout=10).json()
+        except (httpx.HTTPError, ValueError):
+            info = {}
+        return bool(info.get("writes_enabled", bool(self.api_key)))
 
     def stop(self, grace_s: float = 10.0) -> None:
         for name in reversed(list(self.processes)):
@@ -168,6 +281,27 @@ def interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
+def ready_report(url: str, api_key: str, key_source: str, ready: dict, writes_enabled: bool) -> str:
+    """What the terminal shows once everything answers: where to go, the key, and what is missing."""
+    lines = [f"Ready: open {url}  (the API is under {url}/api/)"]
+    if writes_enabled and api_key:
+        lines.append(f"API key for adding images: {api_key}  ({key_source})")
+    lines.append(f"Gallery: {ready.get('gallery_size', 0)} images; dataset {ready.get('dataset', 'unknown')}")
+    if not ready.get("gallery_size"):
+        lines.append(
+            "warning: the gallery is empty, so searches find nothing. Restart with the dataset, a local copy"
+            " in the Hugging Face layout (uoft-cs/cifar10): CIFAR10_DATA=/path/to/cifar10 make run"
+            " (or add images on the Gallery page)."
+        )
+    if not writes_enabled:
+        lines.append(
+            "warning: adding and deleting images is disabled: the API has no CLIP_API_KEY."
+            " Set one (CLIP_API_KEY=... make run, or a CLIP_API_KEY= line in .env) and restart."
+        )
+    lines.append("Ctrl-C stops all three.")
+    return "\n".join(lines)
+
+
 def main() -> int:
     # SIGTERM (a supervisor, a test) takes the same path as Ctrl-C; SIGINT is set explicitly
     # because a shell starting us in the background (`... &`) leaves it ignored.
@@ -175,10 +309,12 @@ def main() -> int:
     signal.signal(signal.SIGINT, interrupt)
     stack = Stack(dict(os.environ))
     try:
+        key_source = stack.ensure_api_key()
         print(f"Starting API, UI and Nginx (logs in {stack.run_dir})", flush=True)
         stack.start()
-        stack.wait_ready(lambda line: print(line, flush=True))
-        print(f"\nReady: open {stack.url}  (the API is under {stack.url}/api/)\nCtrl-C stops all three.", flush=True)
+        ready = stack.wait_ready(lambda line: print(line, flush=True))
+        report = ready_report(stack.url, stack.api_key, key_source, ready, stack.writes_enabled())
+        print(f"\n{report}", flush=True)
         while True:
             stack.check_alive()
             time.sleep(1)

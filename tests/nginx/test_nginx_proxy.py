@@ -25,6 +25,27 @@ def test_ui_is_served_at_the_root(web_stack):
     assert "<title>Streamlit</title>" in web_stack.get("/").text
 
 
+def test_metrics_stay_off_the_public_proxy(web_stack):
+    # Every spelling Nginx normalises to /api/metrics, and anything below it.
+    for path in ("/api/metrics", "/api/metrics/", "/api//metrics", "/api/%6Detrics", "/api/metrics?format=text"):
+        response = web_stack.get(path)
+        assert response.status_code == 404, path
+        assert response.json() == {"detail": "Not Found"}
+    # The scraper on the internal network asks the API itself.
+    direct = httpx.get(web_stack.api_url + "/metrics", timeout=30)
+    assert direct.status_code == 200
+    assert "clip_api_requests_total" in direct.text
+
+
+def test_ui_pages_tell_streamlit_it_is_served_from_the_root(web_stack):
+    # Without this a deep link's client probes /classify/_stcore/... first (see the template).
+    for path in ("/", "/classify", "/search"):
+        page = web_stack.get(path)
+        assert page.text.count("window.__streamlit = {BACKEND_BASE_URL:") == 1, path
+    # The same HTML still reaches the browser compressed.
+    assert web_stack.get("/classify", headers={"Accept-Encoding": "gzip"}).headers["content-encoding"] == "gzip"
+
+
 def test_json_is_gzipped(web_stack):
     response = web_stack.get("/api/v1/gallery", params={"limit": 50}, headers={"Accept-Encoding": "gzip"})
     assert response.status_code == 200
