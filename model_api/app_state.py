@@ -39,6 +39,8 @@ class AppState:
         """
         started = time.perf_counter()
         settings = self.settings
+        if not self.writes_enabled:
+            log.warning("gallery writes are disabled: the server has no CLIP_API_KEY (uploads and deletes get 403)")
         try:
             self.model = ServedModel.load(settings.checkpoint, settings.text_cache_size, settings.text_encoder_path)
             log.info("loaded checkpoint %s (sha256 %s)", settings.checkpoint, self.model.sha256[:12])
@@ -61,6 +63,8 @@ class AppState:
             return
         self.load_seconds = time.perf_counter() - started
         log.info("ready in %.1f s: gallery of %d items (%s)", self.load_seconds, len(self.gallery), self.dataset_status)
+        if len(self.gallery) == 0:
+            log.warning("the gallery is empty (dataset %s): searches find nothing", self.dataset_status)
 
     def _load_dataset(self) -> DatasetGallery | None:
         if not self.settings.dataset_gallery:
@@ -69,12 +73,19 @@ class AppState:
         try:
             data = load_cifar10(self.settings.data_source, self.settings.cache_dir)
         except DataUnavailableError as error:
-            self.dataset_status = f"unavailable, gallery holds uploads only: {error}"
+            # Said once here; clients add what follows from it (the gallery holds uploads only).
+            self.dataset_status = f"unavailable: {error}"
             log.warning("%s", self.dataset_status)
             return None
         self.dataset_status = f"loaded {len(data.test)} test images from {data.source}"
         self.dataset_loaded = True
         return DatasetGallery(data.test, data.classes, data.fingerprint)
+
+    @property
+    def writes_enabled(self) -> bool:
+        """Gallery writes need a key to check against; a blank CLIP_API_KEY is no key."""
+        key = self.settings.api_key
+        return key is not None and bool(key.get_secret_value())
 
     @property
     def not_ready_reason(self) -> str | None:

@@ -42,8 +42,9 @@ _api_key_header = APIKeyHeader(
 )
 
 
-def require_api_key(key: Annotated[str | None, Security(_api_key_header)], settings: SettingsDep) -> None:
-    if settings.api_key is None:
+def require_api_key(key: Annotated[str | None, Security(_api_key_header)], state: StateDep) -> None:
+    settings = state.settings
+    if not state.writes_enabled:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "gallery writes are disabled: the server has no CLIP_API_KEY")
     if not key:
         raise HTTPException(

@@ -7,9 +7,10 @@ with synchronous=FULL: once `add` returns the item survives a crash or power los
 mid-write leaves no half item behind.
 
 Embeddings are keyed by what made them (`ServedModel.vectors_id`: the weights' sha256 and the
-embedding method): after a change of either the gallery finds the items without a vector for the
-new key and re-embeds them from their stored image. Stores written before that column had its
-present name (it was `model_sha`, schema version 0) are migrated when opened.
+embedding method; captioned items have a second, `caption_vectors_id`): after a change of either
+the gallery finds the items without a vector for the new key and re-embeds them from their stored
+image and caption. Stores written before that column had its present name (it was `model_sha`,
+schema version 0) are migrated when opened.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import contextlib
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -34,10 +35,14 @@ class StoredItem:
     created_at: float  # unix seconds
 
 
+# An item that lacks a vector: (number, caption, png), what re-embedding it needs.
+Unembedded = tuple[int, str | None, bytes]
+
+
 class GalleryStore(Protocol):
-    def add(
-        self, png: bytes, caption: str | None, label: str | None, vectors_id: str, vector: np.ndarray
-    ) -> StoredItem: ...
+    def add(self, png: bytes, caption: str | None, label: str | None, vectors: Mapping[str, np.ndarray]) -> StoredItem:
+        """vectors: {vectors_id: (D,) float32}, stored in the item's transaction."""
+        ...
 
     def delete(self, number: int) -> bool: ...
 
@@ -47,17 +52,23 @@ class GalleryStore(Protocol):
 
     def count(self) -> int: ...
 
-    def page(self, offset: int, limit: int) -> list[StoredItem]: ...
-
-    def vectors(self, vectors_id: str) -> dict[int, np.ndarray]:
-        """Items that have a vector for this model -> {number: (D,) float32}."""
+    def page(self, offset: int, limit: int) -> list[StoredItem]:
+        """Newest first: what a person just added is what they look for."""
         ...
 
-    def without_vectors(self, vectors_id: str) -> list[tuple[int, bytes]]:
-        """Items lacking a vector for this model -> [(number, png)]."""
+    def vectors(self, vectors_id: str) -> dict[int, np.ndarray]:
+        """Items that have a vector of this kind -> {number: (D,) float32}."""
+        ...
+
+    def without_vectors(self, vectors_id: str, captioned: bool = False) -> list[Unembedded]:
+        """Items (only those with a caption, if `captioned`) lacking a vector of this kind."""
         ...
 
     def put_vectors(self, vectors_id: str, numbers: list[int], vectors: np.ndarray) -> None: ...
+
+    def keep_vectors(self, vectors_ids: set[str]) -> None:
+        """Drops every vector of another kind: another model's or method's are stale."""
+        ...
 
     def close(self) -> None: ...
 
@@ -102,18 +113,16 @@ class SqliteStore:
                 self._db.execute("ALTER TABLE vectors RENAME COLUMN model_sha TO vectors_id")
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    def add(
-        self, png: bytes, caption: str | None, label: str | None, vectors_id: str, vector: np.ndarray
-    ) -> StoredItem:
+    def add(self, png: bytes, caption: str | None, label: str | None, vectors: Mapping[str, np.ndarray]) -> StoredItem:
         created_at = time.time()
         with self._lock, self._transaction():
             number = self._db.execute(
                 "INSERT INTO items (caption, label, png, created_at) VALUES (?, ?, ?, ?)",
                 (caption, label, png, created_at),
             ).lastrowid
-            self._db.execute(
+            self._db.executemany(
                 "INSERT INTO vectors (number, vectors_id, vector) VALUES (?, ?, ?)",
-                (number, vectors_id, _vector_blob(vector)),
+                [(number, vectors_id, _vector_blob(vector)) for vectors_id, vector in vectors.items()],
             )
         return StoredItem(number, caption, label, created_at)
 
@@ -140,7 +149,7 @@ class SqliteStore:
     def page(self, offset: int, limit: int) -> list[StoredItem]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT number, caption, label, created_at FROM items ORDER BY number LIMIT ? OFFSET ?",
+                "SELECT number, caption, label, created_at FROM items ORDER BY number DESC LIMIT ? OFFSET ?",
                 (limit, offset),
             ).fetchall()
         return [StoredItem(*row) for row in rows]
@@ -150,22 +159,26 @@ class SqliteStore:
             rows = self._db.execute("SELECT number, vector FROM vectors WHERE vectors_id = ?", (vectors_id,)).fetchall()
         return {number: np.frombuffer(blob, dtype=np.float32) for number, blob in rows}
 
-    def without_vectors(self, vectors_id: str) -> list[tuple[int, bytes]]:
+    def without_vectors(self, vectors_id: str, captioned: bool = False) -> list[Unembedded]:
+        captioned_only = "AND caption IS NOT NULL " if captioned else ""
         with self._lock:
             return self._db.execute(
-                "SELECT number, png FROM items WHERE number NOT IN "
-                "(SELECT number FROM vectors WHERE vectors_id = ?) ORDER BY number",
+                "SELECT number, caption, png FROM items WHERE number NOT IN "
+                f"(SELECT number FROM vectors WHERE vectors_id = ?) {captioned_only}ORDER BY number",
                 (vectors_id,),
             ).fetchall()
 
     def put_vectors(self, vectors_id: str, numbers: list[int], vectors: np.ndarray) -> None:
-        """Stores vectors for this model and drops those of any other model (they are stale)."""
         with self._lock, self._transaction():
-            self._db.execute("DELETE FROM vectors WHERE vectors_id != ?", (vectors_id,))
             self._db.executemany(
                 "INSERT OR REPLACE INTO vectors (number, vectors_id, vector) VALUES (?, ?, ?)",
                 [(number, vectors_id, _vector_blob(vector)) for number, vector in zip(numbers, vectors, strict=True)],
             )
+
+    def keep_vectors(self, vectors_ids: set[str]) -> None:
+        marks = ", ".join("?" * len(vectors_ids))
+        with self._lock, self._transaction():
+            self._db.execute(f"DELETE FROM vectors WHERE vectors_id NOT IN ({marks})", sorted(vectors_ids))
 
     def close(self) -> None:
         with self._lock:

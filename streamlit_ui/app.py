@@ -5,11 +5,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from streamlit_ui.client import API_URL
+from streamlit_ui.components import api_location
 
 VIEWS = Path(__file__).parent / "views"
 
-st.set_page_config(page_title="CLIP on CIFAR-10", page_icon=":material/image_search:", layout="wide")
+# An emoji, not a :material/ icon: Streamlit fetches a material page icon from fonts.gstatic.com.
+st.set_page_config(page_title="CLIP on CIFAR-10", page_icon="🔎", layout="wide")
 page = st.navigation(
     [
         st.Page(VIEWS / "home.py", title="Model", icon=":material/home:", default=True),
@@ -18,5 +19,5 @@ page = st.navigation(
         st.Page(VIEWS / "gallery.py", title="Gallery", icon=":material/photo_library:"),
     ]
 )
-st.sidebar.caption(f"API: `{API_URL}`")
+st.sidebar.caption(api_location())
 page.run()

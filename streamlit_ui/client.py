@@ -15,16 +15,21 @@ import httpx
 # The API as the UI *server* reaches it (http://api:8000 in Compose, loopback locally); the
 # browser never talks to it directly, so images are fetched here and handed to Streamlit as bytes.
 API_URL = os.environ.get("API_URL", "http://127.0.0.1:8000").rstrip("/")
+# Where people reach the API, to tell them in the sidebar; unset, the UI assumes the deployment's
+# Nginx, which serves it under /api/ on the UI's own host and port.
+PUBLIC_API_URL = os.environ.get("PUBLIC_API_URL", "").rstrip("/") or None
 # Classifying a 4000x3000 upload takes well under a second; a minute means something is wrong.
 TIMEOUT = httpx.Timeout(float(os.environ.get("API_TIMEOUT_S", "60")), connect=3.0)
 
 
 class ApiError(Exception):
-    """A failed call, with a message for the person using the UI and the HTTP status if any."""
+    """A failed call, with a message for the person using the UI, the HTTP status if any, and
+    the API's own `detail` (e.g. what it is still loading) for pages that word it themselves."""
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, detail: str | None = None):
         super().__init__(message)
         self.status = status
+        self.detail = detail
 
 
 def _detail(response: httpx.Response) -> str:
@@ -44,7 +49,8 @@ def _request(method: str, path: str, **kwargs: Any) -> httpx.Response:
     except httpx.HTTPError as error:
         raise ApiError(f"The call to the API failed: {error}") from error
     if response.status_code == 503:
-        raise ApiError(f"The API is not ready yet: {_detail(response)}. Retry in a moment.", 503)
+        detail = _detail(response)
+        raise ApiError(f"The API is not ready yet: {detail}. Retry in a moment.", 503, detail)
     if response.status_code == 413:
         raise ApiError(f"That file is too large for the API: {_detail(response)}", 413)
     if response.status_code in (400, 415):

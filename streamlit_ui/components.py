@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import streamlit as st
 from PIL import Image
@@ -25,8 +27,48 @@ def call(spinner: str, function: Callable[..., T], *args: Any) -> T:
         try:
             return function(*args)
         except client.ApiError as error:
+            if error.status == 503:
+                still_loading(error.detail)
             st.error(str(error), icon=":material/error:")
             st.stop()
+
+
+def still_loading(detail: str | None) -> None:
+    """A notice, not an error: on a first start the gallery takes a minute to encode."""
+    st.info(
+        f"The API is still loading ({detail or 'starting'}). This page works once it is ready.",
+        icon=":material/hourglass_top:",
+    )
+    st.button("Check again", key="still_loading_recheck", icon=":material/refresh:")
+    st.stop()
+
+
+def require_ready() -> None:
+    """For pages that need the gallery: say it is loading before anyone types a query."""
+    try:
+        client.ready()
+    except client.ApiError as error:
+        if error.status == 503:
+            still_loading(error.detail)
+        st.error(str(error), icon=":material/error:")
+        st.stop()
+
+
+def plural(count: int, noun: str) -> str:
+    """1 -> "1 image", 2000 -> "2,000 images"."""
+    return f"{count:,} {noun if count == 1 else noun + 's'}"
+
+
+def api_location() -> str:
+    """Where a person reaches the API, for the sidebar: PUBLIC_API_URL if set; behind the
+    deployment's Nginx (which forwards the UI with X-Forwarded-For) /api/ on the browser's own
+    host; else, with Streamlit reached directly, the address only this UI's server uses, said so."""
+    if client.PUBLIC_API_URL:
+        return f"API: `{client.PUBLIC_API_URL}`"
+    browser = urlsplit(st.context.url or "")
+    if "X-Forwarded-For" in st.context.headers and browser.netloc:
+        return f"API: `{browser.scheme}://{browser.netloc}/api/`"
+    return f"API (as this UI's server reaches it, not public): `{client.API_URL}`"
 
 
 # Exceptions are not cached, so an API that was down is asked again on the next rerun.
@@ -71,6 +113,21 @@ def show_image(data: bytes, pixels: int = LARGE_PIXELS, caption: str | None = No
         st.stop()
 
 
+def _plain(text: str) -> str:
+    """Text shown as typed: markdown's (and Streamlit's LaTeX `$`) special characters escaped."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|~<>$])", r"\\\1", text)
+
+
+def item_caption(item: dict[str, Any]) -> str:
+    """Label (or "unlabelled"), score if any, the caption if it says more, and the id."""
+    label = item.get("label") or "unlabelled"
+    score = f" · {item['score']:.3f}" if "score" in item else ""
+    caption = item.get("caption")
+    # A search result's label is the caption when there is no label: shown once.
+    said = f"  \n_{_plain(caption)}_" if caption and caption != label else ""
+    return f"**{_plain(label)}**{score}{said}  \n`{item['id']}`"
+
+
 def image_grid(
     items: list[dict[str, Any]],
     key: str,
@@ -83,9 +140,8 @@ def image_grid(
         # The last row is short: strict=False leaves its spare columns empty.
         for column, item in zip(st.columns(columns), items[start : start + columns], strict=False):
             with column:
-                score = f" · {item['score']:.3f}" if "score" in item else ""
                 show_image(call("Loading image…", image, item["image_url"]), GRID_PIXELS)
-                st.caption(f"**{item.get('label') or 'unlabelled'}**{score}  \n`{item['id']}`")
+                st.caption(item_caption(item))
                 if action:
                     label, on_click = action
                     st.button(label, key=f"{key}-{item['id']}", on_click=on_click, args=(item,))

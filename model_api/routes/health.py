@@ -44,5 +44,6 @@ async def info(model: ModelDep, state: StateDep) -> Info:
         dataset_loaded=state.dataset_loaded,
         metrics=model.metrics,
         search="exact" if gallery is None or len(gallery) <= gallery.index.exact_max else "faiss-ivf",
+        writes_enabled=state.writes_enabled,
         image_types=IMAGE_EXTENSIONS,
     )

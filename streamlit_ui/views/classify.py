@@ -11,7 +11,7 @@ from streamlit_ui.components import call, image, image_types, show_image
 st.title("Classify an image")
 source = st.radio("Image from", ["Upload", "Camera", "Gallery"], horizontal=True, key="classify_source")
 
-upload = gallery_id = None
+upload = gallery_id = item = None
 if source == "Upload":
     file = st.file_uploader("Drop an image here", type=image_types(), key="classify_upload")
     upload = (file.name, file.getvalue()) if file else None
@@ -54,6 +54,11 @@ else:
 left, right = st.columns([1, 2])
 with left:
     show_image(picture)
+    if item:  # what the item is known to be, beside what the model thinks it is
+        known = "true label" if item["source"] == "dataset" else "label given at upload"
+        st.caption(f"{known}: **{item['label']}**" if item["label"] else "no label given at upload")
+        if item["caption"]:
+            st.caption(f"caption: {item['caption']}")
 with right:
     best = predictions[0]
     st.subheader(f"{best['label']} ({best['score']:.0%})")

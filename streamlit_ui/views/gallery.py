@@ -5,47 +5,88 @@ import math
 import streamlit as st
 
 from streamlit_ui import client
-from streamlit_ui.components import call, image_grid, image_types, info
+from streamlit_ui.components import call, image_grid, image_types, info, plural, require_ready
 
 PAGE_SIZE = 20
 SOURCES = {"all": "Everything", "dataset": "CIFAR-10 test set", "user": "Your uploads"}
+WRITES_OFF = (
+    "Adding images is off: the server has no `CLIP_API_KEY`; `make run` sets one and prints it. "
+    "Started by hand, give the API one: `CLIP_API_KEY=<any secret> python -m model_api`."
+)
 
 
 def request_delete(item: dict) -> None:
-    # Done in the script body, not here, so a failure can be shown with the page's error handling.
-    st.session_state["gallery_delete"] = item["id"]
+    st.session_state["gallery_confirm_delete"] = item["id"]
+
+
+def confirm_delete() -> None:
+    # Deleted in the script body, not here, so a failure is shown with the page's error handling.
+    st.session_state["gallery_delete"] = st.session_state.pop("gallery_confirm_delete")
+
+
+def cancel_delete() -> None:
+    st.session_state.pop("gallery_confirm_delete", None)
+
+
+def add_form(api_key: str, classes: list[str]) -> None:
+    """What was entered stays after a failed add and clears after a success. Clearing gives the
+    widgets new keys: Streamlit cannot empty a file picker by setting its value."""
+    form = st.session_state.setdefault("gallery_add_form", 0)
+    with st.form(f"gallery_add-{form}"):
+        file = st.file_uploader("Image", type=image_types(), key=f"gallery_add_file-{form}")
+        caption = st.text_input("Caption (optional, makes it findable by its words)", key=f"gallery_add_caption-{form}")
+        label = st.selectbox("Class (optional)", ["", *classes], key=f"gallery_add_label-{form}")
+        submitted = st.form_submit_button("Add to gallery", disabled=not api_key)
+    if not api_key:
+        st.caption("Enter the API key in the sidebar to add images.")
+    if not submitted:
+        return
+    if not file:
+        st.warning("Choose an image file first.")
+        return
+    try:
+        with st.spinner("Adding…"):
+            added = client.add_image((file.name, file.getvalue()), caption, label, api_key)
+    except client.ApiError as error:  # shown, and the page goes on: the form keeps its input
+        st.error(str(error), icon=":material/error:")
+        return
+    st.session_state["gallery_added"] = added["id"]
+    st.session_state["gallery_add_form"] = form + 1
+    st.rerun()
 
 
 st.title("Gallery")
-api_key = st.sidebar.text_input("API key (to add or delete images)", type="password", key="api_key")
+require_ready()
+model = call("Reading the model card…", info)
+writes = model["writes_enabled"]
+api_key = st.sidebar.text_input("API key (to add or delete images)", type="password", key="api_key") if writes else ""
 
 if pending := st.session_state.pop("gallery_delete", None):
     call("Deleting…", client.delete_image, pending, api_key)
     st.toast(f"Deleted `{pending}`.", icon=":material/delete:")
 
-model = call("Reading the model card…", info)
 with st.expander("Add an image", icon=":material/add_photo_alternate:", expanded=False):
-    with st.form("gallery_add", clear_on_submit=True):
-        file = st.file_uploader("Image", type=image_types(), key="gallery_add_file")
-        caption = st.text_input("Caption (optional, makes it findable by its words)", key="gallery_add_caption")
-        label = st.selectbox("Class (optional)", ["", *model["classes"]], key="gallery_add_label")
-        submitted = st.form_submit_button("Add to gallery", disabled=not api_key)
-    if not api_key:
-        st.caption("Enter the API key in the sidebar to add images.")
-    if submitted and not file:
-        st.warning("Choose an image file first.")
-    elif submitted:
-        added = call("Adding…", client.add_image, (file.name, file.getvalue()), caption, label, api_key)
-        st.success(f"Added as `{added['id']}`: search for it on the Search page.")
+    if added := st.session_state.pop("gallery_added", None):
+        st.success(f"Added as `{added}`: search for it on the Search page.")
+    if writes:
+        add_form(api_key, model["classes"])
+    else:
+        st.info(WRITES_OFF, icon=":material/lock:")
 
+# "Everything" lists uploads first, newest first (the API's order), so a new upload is on page 1.
 source = st.radio("Show", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="gallery_source")
 page = st.number_input("Page", min_value=1, value=1, step=1, key="gallery_page")
 listing = call("Loading the gallery…", client.gallery_page, (page - 1) * PAGE_SIZE, PAGE_SIZE, source)
 pages = max(1, math.ceil(listing["total"] / PAGE_SIZE))
-st.caption(f"Page {page} of {pages:,} · {listing['total']:,} images")
+st.caption(f"Page {page} of {pages:,} · {plural(listing['total'], 'image')}")
 if not listing["items"]:
     st.info("Nothing on this page. An empty gallery means the API has no dataset: see the Model page.")
     st.stop()
+if confirming := st.session_state.get("gallery_confirm_delete"):
+    st.warning(f"Delete `{confirming}` from the gallery? This cannot be undone.", icon=":material/delete:")
+    yes, no = st.columns([1, 8])
+    yes.button("Delete", key="gallery_delete_yes", type="primary", on_click=confirm_delete)
+    no.button("Cancel", key="gallery_delete_no", on_click=cancel_delete)
 # Only uploads can be deleted, so the button appears where only uploads are listed.
 deletable = api_key and source == "user"
 image_grid(listing["items"], key="gallery_item", action=("Delete", request_delete) if deletable else None)

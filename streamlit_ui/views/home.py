@@ -30,7 +30,8 @@ except client.ApiError as error:
 card = call("Reading the model card…", info)
 if not card["dataset_loaded"]:
     st.info(
-        f"The gallery holds only uploaded images: the dataset is {card['dataset']}. "
+        # The API's `dataset` says the cause ("unavailable: ..."); this page says what follows, once.
+        f"The gallery holds only uploaded images. Dataset {card['dataset']}\n\n"
         "Start the API with `CIFAR10_DATA=/path/to/cifar10` (a local copy of the `uoft-cs/cifar10` parquet "
         "files) to search the 10,000 CIFAR-10 test images. Classifying uploads works either way.",
         icon=":material/info:",

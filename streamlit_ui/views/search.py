@@ -3,7 +3,7 @@
 import streamlit as st
 
 from streamlit_ui import client
-from streamlit_ui.components import GRID_PIXELS, call, image, image_grid, image_types, show_image
+from streamlit_ui.components import GRID_PIXELS, call, image, image_grid, image_types, require_ready, show_image
 
 EXAMPLES = ["a photo of a cat", "a red sports car", "a ship at sea", "a small bird on a branch", "a horse in a field"]
 
@@ -21,7 +21,17 @@ def use_example() -> None:
     st.session_state["search_query"] = st.session_state["search_example"] or ""
 
 
+def nothing_found(min_score: float, similar: bool) -> str:
+    """Why a search came back empty: every score is at least -1, so at -1 nothing is filtered."""
+    if min_score > -1:
+        return f"No image scores above the minimum score of {min_score:.2f}: lower it to see more."
+    if similar:
+        return "The gallery holds no other image to compare with."
+    return "The gallery is empty: see the Model page for how to give the API a dataset, or add images on Gallery."
+
+
 st.title("Search the gallery")
+require_ready()
 left, right = st.columns(2)
 top_k = left.slider("Results", 1, 50, 15, key="search_top_k")
 # Scores are cosine similarities, so a floor hides weak matches; -1 keeps everything.
@@ -49,6 +59,6 @@ else:
     results = call("Searching…", client.search_image, (file.name, file.getvalue()), top_k, min_score)
 
 if not results:
-    st.warning("No image scores above the minimum score: lower it to see more.")
+    st.warning(nothing_found(min_score, similar is not None))
     st.stop()
 image_grid(results, key="search_more", action=("More like this", more_like))

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
+import sqlite3
 
 import numpy as np
 import pytest
 import torch
+from fastapi.testclient import TestClient
 
+from model_api.app import create_app
 from model_api.app_state import AppState
 from model_api.clip.checkpoint import load_checkpoint, save_checkpoint, weights_sha256
+from model_api.gallery import USER_KEY_OFFSET
 
-from .conftest import API_KEY, encode
+from .conftest import API_KEY, encode, wait_ready
 
 AUTH = {"X-API-Key": API_KEY}
 
@@ -49,7 +54,8 @@ def test_restart_loads_cached_dataset_embeddings(serve, make_settings, tmp_path)
 def test_new_checkpoint_invalidates_cached_embeddings(serve, make_settings, tiny_checkpoint, tmp_path, tiny_data):
     old = serve(make_settings())
     png = encode(tiny_data.test.images[1])
-    item_id = old.post("/v1/gallery", files={"file": ("a.png", png, "image/png")}, headers=AUTH).json()["id"]
+    form = {"caption": "a cat on a mat"}
+    item_id = old.post("/v1/gallery", files={"file": ("a.png", png)}, data=form, headers=AUTH).json()["id"]
     old_vector = old.app.state.app_state.gallery.vector(item_id)
 
     changed = tmp_path / "changed"
@@ -69,6 +75,9 @@ def test_new_checkpoint_invalidates_cached_embeddings(serve, make_settings, tiny
     new_vector = state.gallery.vector(item_id)  # the upload was re-embedded from its stored image
     np.testing.assert_allclose(new_vector, state.model.image_vectors(tiny_data.test.images[1:2])[0], atol=1e-5)
     assert not np.allclose(new_vector, old_vector, atol=1e-3)
+    key = USER_KEY_OFFSET + int(item_id.removeprefix("user-"))  # and its caption vector blends the new one
+    expected = state.model.caption_vectors(new_vector[None], ["a cat on a mat"])[0]
+    np.testing.assert_allclose(state.gallery.captions.vector(key), expected, atol=1e-5)
 
 
 def test_shutdown_during_the_first_encoding_stops_it_and_caches_nothing(make_settings, tmp_path):
@@ -82,3 +91,37 @@ def test_shutdown_during_the_first_encoding_stops_it_and_caches_nothing(make_set
     assert later.gallery is not None and len(later.gallery) == later.gallery.dataset_size > 0
     assert len(list((tmp_path / "store" / "embeddings").glob("dataset-*.npy"))) == 1
     later.close()
+
+
+def test_the_first_encoding_logs_its_progress_per_batch(make_settings, monkeypatch, caplog, tiny_data):
+    monkeypatch.setattr("model_api.gallery.ENCODE_BATCH", 20)
+    caplog.set_level(logging.INFO, logger="model_api.gallery")
+    state = AppState(make_settings())
+    state.load()
+    state.close()
+    total = len(tiny_data.test)
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("encoded ")]
+    assert progress == [f"encoded {n} of {total} dataset images" for n in (20, 40, total)]
+
+
+def sqlite(tmp_path):
+    return sqlite3.connect(tmp_path / "store" / "gallery.sqlite3")
+
+
+def test_captions_of_a_store_written_before_they_counted_are_embedded_once(serve, make_settings, tmp_path, caplog):
+    png = encode(torch.from_numpy(np.random.default_rng(5).integers(0, 256, (3, 32, 32), dtype=np.uint8)))
+    form = {"caption": "my hand drawn red car"}
+    with TestClient(create_app(make_settings())) as first:
+        wait_ready(first)
+        item_id = first.post("/v1/gallery", files={"file": ("a.png", png)}, data=form, headers=AUTH).json()["id"]
+        caption_id = first.app.state.app_state.model.caption_vectors_id
+    with sqlite(tmp_path) as db:  # what older code left: the image vector alone
+        db.execute("DELETE FROM vectors WHERE vectors_id = ?", (caption_id,))
+
+    caplog.set_level(logging.INFO, logger="model_api.gallery")
+    second = serve(make_settings())
+    results = second.post("/v1/search/text", json={"query": "my hand drawn red car", "top_k": 1}).json()["results"]
+    assert [r["id"] for r in results] == [item_id]
+    assert sum("embedding the captions of 1 uploads" in r.getMessage() for r in caplog.records) == 1
+    serve(make_settings())  # stored now: a third start embeds nothing
+    assert sum("embedding the captions" in r.getMessage() for r in caplog.records) == 1

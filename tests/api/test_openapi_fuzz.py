@@ -8,6 +8,9 @@ image", so random bytes in `file` rightly get a 400.
 
 from __future__ import annotations
 
+# Imported here, at collection, rather than lazily inside the fixture's deep stack: once in a
+# full run CPython 3.11.7 failed compiling it there ("AST constructor recursion depth mismatch").
+import schemathesis.specs.openapi.schemas  # noqa: F401
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 

@@ -1,10 +1,14 @@
 """Each page through Streamlit's AppTest, against the real API process of the session's stack."""
 
+import re
+
 import httpx
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from model_api.app_state import AppState
+from model_api.settings import Settings
 from streamlit_ui import client
 from tests.conftest import png_bytes, synthetic_image
 from tests.stack import API_KEY, ROOT, free_port
@@ -58,6 +62,27 @@ def test_home_shows_readiness_and_model_card():
     assert "not measured" in metrics["Test accuracy (zero-shot)"]  # the tiny checkpoint has no TEST metrics
 
 
+def test_home_says_once_that_the_gallery_has_no_dataset(monkeypatch, tmp_path):
+    state = AppState(Settings(_env_file=None, data_source=str(tmp_path / "no-such-dataset"), cache_dir=tmp_path))
+    state._load_dataset()  # the API's own wording of a missing dataset
+    info = client.info
+    monkeypatch.setattr(client, "info", lambda: {**info(), "dataset_loaded": False, "dataset": state.dataset_status})
+    page = run_page("home")
+    notice = texts(page, "info")
+    assert "The gallery holds only uploaded images" in notice
+    assert "uploads only" not in notice and notice.count("unavailable") == 1
+
+
+def test_sidebar_shows_where_people_reach_the_api(monkeypatch):
+    app = AppTest.from_file(APP, default_timeout=60).run()
+    direct = texts(app.sidebar, "caption")  # Streamlit reached directly: the address is labelled as internal
+    assert f"as this UI's server reaches it, not public): `{client.API_URL}`" in direct
+    monkeypatch.setattr(client, "PUBLIC_API_URL", "https://clip.example.org/api")
+    app = AppTest.from_file(APP, default_timeout=60).run()
+    public = texts(app.sidebar, "caption")
+    assert "API: `https://clip.example.org/api`" in public and client.API_URL not in public
+
+
 def test_api_down_is_a_clear_message_not_a_traceback(monkeypatch):
     monkeypatch.setattr(client, "API_URL", f"http://127.0.0.1:{free_port()}")
     for name in ("home", "gallery"):
@@ -95,6 +120,15 @@ def test_classify_shows_the_apis_label_error():
     assert not page.get("vega_lite_chart")
 
 
+def test_classify_a_gallery_item_shows_its_true_label():
+    label = httpx.get(f"{client.API_URL}/v1/gallery/test-1").json()["label"]
+    page = run_page("classify")
+    page.radio(key="classify_source").set_value("Gallery").run()
+    page.text_input(key="classify_id").set_value("test-1").run()
+    assert not page.exception
+    assert f"true label: **{label}**" in texts(page, "caption")
+
+
 def test_classify_refuses_bad_files():
     page = run_page("classify")
     page.file_uploader(key="classify_upload").set_value(("fake.png", b"not an image at all", "image/png")).run()
@@ -114,7 +148,7 @@ def test_classify_shows_the_gallery_image_the_api_points_to(monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "name, key", [("classify", "classify_upload"), ("search", "search_upload"), ("gallery", "gallery_add_file")]
+    "name, key", [("classify", "classify_upload"), ("search", "search_upload"), ("gallery", "gallery_add_file-0")]
 )
 def test_file_uploaders_accept_exactly_the_apis_image_types(name, key):
     page = run_page(name)
@@ -158,23 +192,98 @@ def test_search_min_score_can_hide_everything():
     assert "lower it" in texts(page, "warning")
 
 
-@pytest.mark.parametrize("key, expected", [("wrong-key", "refused the API key"), (API_KEY, "Added as `user-")])
-def test_gallery_add_needs_the_key(key, expected):
+def test_search_of_an_empty_gallery_says_it_is_empty_not_to_lower_the_minimum(monkeypatch):
+    monkeypatch.setattr(client, "search_text", lambda *args: [])  # what an empty gallery answers
+    page = run_page("search")
+    page.text_input(key="search_query").set_value("a truck").run()  # minimum score at -1, its floor
+    assert not page.exception
+    assert "The gallery is empty" in texts(page, "warning") and "lower" not in texts(page, "warning")
+
+
+def test_search_while_the_api_loads_is_a_notice_not_an_error(monkeypatch):
+    loading = httpx.Response(503, json={"detail": "model loaded; loading the gallery"}, headers={"Retry-After": "5"})
+    monkeypatch.setattr(client.httpx, "request", lambda *args, **kwargs: loading)
+    page = run_page("search")
+    assert not page.exception and not page.error
+    assert "The API is still loading (model loaded; loading the gallery)" in texts(page, "info")
+    assert not page.text_input  # no query box that could only fail
+
+
+def add_form(page: AppTest, form: int = 0) -> tuple:
+    """The add form's widgets; `form` counts the successful adds of this page session."""
+    return (
+        page.file_uploader(key=f"gallery_add_file-{form}"),
+        page.text_input(key=f"gallery_add_caption-{form}"),
+        next(button for button in page.button if button.label == "Add to gallery"),
+    )
+
+
+def delete_upload(item_id: str) -> None:
+    httpx.delete(f"{client.API_URL}/v1/gallery/{item_id}", headers={"X-API-Key": API_KEY}).raise_for_status()
+
+
+def test_gallery_add_keeps_the_input_after_a_failure_and_clears_it_after_success():
     page = run_page("gallery")
     assert "Page 1 of 3" in texts(page, "caption")  # 50 dataset images (and maybe other tests' uploads)
-    page.sidebar.text_input(key="api_key").set_value(key).run()
-    page.file_uploader(key="gallery_add_file").set_value(upload_png(7))
-    page.text_input(key="gallery_add_caption").set_value("my striped thing")
-    next(button for button in page.button if button.label == "Add to gallery").click().run()
+    page.sidebar.text_input(key="api_key").set_value("wrong-key").run()
+    file, caption, submit = add_form(page)
+    file.set_value(upload_png(7))
+    caption.set_value("my striped thing")
+    submit.click().run()
     assert not page.exception
-    assert expected in texts(page, "success") + texts(page, "error")
+    assert "refused the API key" in texts(page, "error")
+    file, caption, submit = add_form(page)  # what was entered is still there to submit again
+    assert caption.value == "my striped thing" and file.value
+
+    page.sidebar.text_input(key="api_key").set_value(API_KEY).run()
+    submit.click().run()
+    assert not page.exception
+    added = re.search(r"Added as `(user-\d+)`", texts(page, "success"))
+    assert added
+    file, caption, _ = add_form(page, form=1)
+    assert caption.value == "" and not file.value
+    delete_upload(added[1])
 
 
-def test_gallery_delete_an_upload():
+def test_gallery_without_a_server_key_says_adding_is_off(monkeypatch):
+    info = client.info
+    monkeypatch.setattr(client, "info", lambda: {**info(), "writes_enabled": False})
+    page = run_page("gallery")
+    assert not page.exception
+    notice = texts(page, "info")
+    assert "Adding images is off: the server has no `CLIP_API_KEY`" in notice and "`make run` sets one" in notice
+    assert not page.get("file_uploader") and not page.sidebar.text_input  # no form that cannot work
+
+
+def test_gallery_lists_a_new_upload_first_with_its_caption():
+    added = client.add_image(("mine.png", upload_png(4)[1]), "my hand drawn red car", "", API_KEY)
+    page = run_page("gallery")  # "Everything", page 1
+    assert not page.exception
+    first = next(caption.value for caption in page.caption if "`user-" in caption.value or "`test-" in caption.value)
+    assert f"`{added['id']}`" in first and "my hand drawn red car" in first
+    delete_upload(added["id"])
+
+
+def test_gallery_counts_one_image_in_the_singular(monkeypatch):
+    item = httpx.get(f"{client.API_URL}/v1/gallery/test-0").json()
+    monkeypatch.setattr(client, "gallery_page", lambda *args: {"total": 1, "offset": 0, "limit": 20, "items": [item]})
+    page = run_page("gallery")
+    assert "Page 1 of 1 · 1 image" in texts(page, "caption") and "1 images" not in texts(page, "caption")
+
+
+def test_gallery_delete_asks_before_it_deletes():
     added = client.add_image(("mine.png", upload_png(5)[1]), "to delete", "", API_KEY)
     page = run_page("gallery")
     page.sidebar.text_input(key="api_key").set_value(API_KEY).run()
     page.radio(key="gallery_source").set_value("user").run()
     page.button(key=f"gallery_item-{added['id']}").click().run()
+    assert f"Delete `{added['id']}` from the gallery?" in texts(page, "warning")
+    page.button(key="gallery_delete_no").click().run()
+    assert not page.warning
+    assert f"gallery_item-{added['id']}" in [button.key for button in page.button]  # still there
+
+    page.button(key=f"gallery_item-{added['id']}").click().run()
+    page.button(key="gallery_delete_yes").click().run()
     assert not page.exception
     assert f"gallery_item-{added['id']}" not in [button.key for button in page.button]
+    assert httpx.get(f"{client.API_URL}/v1/gallery/{added['id']}").status_code == 404

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 
 from ..conftest import API_KEY, encode
 
@@ -55,9 +57,10 @@ def test_writes_need_the_api_key(client, test_png, headers, status):
     assert client.delete("/v1/gallery/user-1", headers=headers).status_code == status
 
 
-def test_writes_are_refused_when_no_key_is_configured(serve, make_settings, test_png):
-    client = serve(make_settings(api_key=None))
-    response = add(client, test_png)
+@pytest.mark.parametrize("api_key", [None, ""])
+def test_writes_are_refused_when_no_key_is_configured(serve, make_settings, test_png, api_key):
+    client = serve(make_settings(api_key=api_key))
+    response = add(client, test_png, headers={"X-API-Key": "anything"})
     assert response.status_code == 403
     assert "CLIP_API_KEY" in response.json()["detail"]
 
@@ -93,3 +96,65 @@ def test_unknown_items_are_404(client, path):
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 201}, {"offset": -1}, {"source": "other"}])
 def test_bad_paging_is_a_422(client, params):
     assert client.get("/v1/gallery", params=params).status_code == 422
+
+
+def noise_png(seed: int) -> bytes:
+    """An image like no gallery image: only its caption can tie it to words."""
+    return encode(torch.from_numpy(np.random.default_rng(seed).integers(0, 256, (3, 32, 32), dtype=np.uint8)))
+
+
+def rank_of(item_id: str, results: list[dict]) -> int | None:
+    return next((rank for rank, result in enumerate(results, 1) if result["id"] == item_id), None)
+
+
+def test_listing_puts_uploads_first_newest_first(client, tiny_data):
+    older, newer = (add(client, noise_png(seed)).json()["id"] for seed in (1, 2))
+    try:
+        first = client.get("/v1/gallery", params={"offset": 0, "limit": 3}).json()
+        assert first["total"] == len(tiny_data.test) + 2
+        assert [item["id"] for item in first["items"]] == [newer, older, "test-0"]
+        second = client.get("/v1/gallery", params={"offset": 3, "limit": 2}).json()
+        assert [item["id"] for item in second["items"]] == ["test-1", "test-2"]  # no item skipped or repeated
+        uploads = client.get("/v1/gallery", params={"source": "user"}).json()
+        assert [item["id"] for item in uploads["items"]] == [newer, older]
+        dataset = client.get("/v1/gallery", params={"source": "dataset", "limit": 1}).json()
+        assert [item["id"] for item in dataset["items"]] == ["test-0"]
+    finally:
+        for item_id in (older, newer):
+            client.delete(f"/v1/gallery/{item_id}", headers=AUTH)
+
+
+def test_a_caption_makes_an_upload_findable_by_its_words(client):
+    png = noise_png(3)
+    captioned = add(client, png, caption="my hand drawn red car").json()
+    uncaptioned = add(client, png).json()
+    try:
+        body = {"query": "my hand drawn red car", "top_k": 100}
+        results = client.post("/v1/search/text", json=body).json()["results"]
+        assert rank_of(captioned["id"], results) == 1
+        assert results[0]["caption"] == "my hand drawn red car"
+        # The same pixels without the caption rank where the image alone puts them: lower.
+        assert (rank_of(uncaptioned["id"], results) or 101) > 1
+    finally:
+        for item in (captioned, uncaptioned):
+            client.delete(f"/v1/gallery/{item['id']}", headers=AUTH)
+
+
+def test_a_caption_leaves_image_search_and_more_like_this_to_the_pixels(client, tiny_data):
+    png = encode(tiny_data.test.images[9])
+    item = add(client, png, caption="my hand drawn red car").json()
+    try:
+        files = {"file": ("q.png", png, "image/png")}
+        by_image = client.post("/v1/search/image", files=files, data={"top_k": 3}).json()["results"]
+        assert {r["id"]: r["score"] for r in by_image}[item["id"]] == pytest.approx(1, abs=1e-2)
+        similar = client.post("/v1/search/similar", json={"id": "test-9", "top_k": 3}).json()["results"]
+        assert {r["id"]: r["score"] for r in similar}[item["id"]] == pytest.approx(1, abs=1e-2)
+    finally:
+        client.delete(f"/v1/gallery/{item['id']}", headers=AUTH)
+
+
+def test_a_deleted_captioned_upload_is_not_found_by_its_words(client):
+    item = add(client, noise_png(4), caption="a zebra made of stripes").json()
+    assert client.delete(f"/v1/gallery/{item['id']}", headers=AUTH).status_code == 204
+    results = client.post("/v1/search/text", json={"query": "a zebra made of stripes", "top_k": 100}).json()
+    assert item["id"] not in {r["id"] for r in results["results"]}

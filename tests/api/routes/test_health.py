@@ -38,6 +38,12 @@ def test_info_describes_model_and_gallery(client, tiny_checkpoint, tiny_data):
     assert info["search"] == "exact"
 
 
+def test_info_says_whether_gallery_writes_are_enabled(client, serve, make_settings):
+    assert client.get("/v1/info").json()["writes_enabled"] is True
+    for api_key in (None, ""):  # a blank key is no key: nothing could match it
+        assert serve(make_settings(api_key=api_key)).get("/v1/info").json()["writes_enabled"] is False
+
+
 def test_info_image_types_are_what_the_upload_check_accepts(client, tiny_data):
     image_types = client.get("/v1/info").json()["image_types"]
     assert image_types == ["bmp", "gif", "jpeg", "jpg", "png", "webp"]
@@ -96,7 +102,7 @@ def test_starts_without_dataset_and_still_classifies(serve, make_settings, monke
     client = serve(make_settings())
     ready = client.get("/ready").json()
     assert ready["gallery_size"] == 0
-    assert "unavailable" in ready["dataset"] and "hub unreachable" in ready["dataset"]
+    assert ready["dataset"] == "unavailable: hub unreachable"  # the cause; the UI says what follows from it
     info = client.get("/v1/info").json()
     assert "unavailable" in info["dataset"] and info["dataset_loaded"] is False
     response = client.post("/v1/classify", files={"file": ("x.png", test_png, "image/png")})
