@@ -87,18 +87,19 @@ def classify_gallery(item_id: str, labels: str | None, top_k: int) -> list[dict[
     return _request("POST", "/v1/classify/gallery", json=body).json()["predictions"]
 
 
-def search_text(query: str, top_k: int, min_score: float) -> list[dict[str, Any]]:
-    body = {"query": query, "top_k": top_k, "min_score": min_score}
-    return _request("POST", "/v1/search/text", json=body).json()["results"]
+# options: what every search takes (top_k, min_score, and when set min_relative_score and negative);
+# text: words refining an image query. Unset values are left out, so the API's defaults apply.
+def search_text(query: str, options: dict[str, Any]) -> list[dict[str, Any]]:
+    return _request("POST", "/v1/search/text", json={"query": query, **options}).json()["results"]
 
 
-def search_image(upload: tuple[str, bytes], top_k: int, min_score: float) -> list[dict[str, Any]]:
-    form = {"top_k": str(top_k), "min_score": str(min_score)}
+def search_image(upload: tuple[str, bytes], options: dict[str, Any], text: str | None = None) -> list[dict[str, Any]]:
+    form = {key: str(value) for key, value in {**options, "text": text}.items() if value is not None}
     return _request("POST", "/v1/search/image", files=_file(upload), data=form).json()["results"]
 
 
-def search_similar(item_id: str, top_k: int, min_score: float) -> list[dict[str, Any]]:
-    body = {"id": item_id, "top_k": top_k, "min_score": min_score}
+def search_similar(item_id: str, options: dict[str, Any], text: str | None = None) -> list[dict[str, Any]]:
+    body = {"id": item_id, **options, **({"text": text} if text else {})}
     return _request("POST", "/v1/search/similar", json=body).json()["results"]
 
 

@@ -5,7 +5,14 @@ import streamlit as st
 from streamlit_ui import client
 from streamlit_ui.components import GRID_PIXELS, call, image, image_grid, image_types, require_ready, show_image
 
-EXAMPLES = ["a photo of a cat", "a red sports car", "a ship at sea", "a small bird on a branch", "a horse in a field"]
+# Attribute queries first: search sees colour, scene and light, not only the class.
+EXAMPLES = [
+    "a red sports car",
+    "a white ship at sea",
+    "a deer in a meadow",
+    "a dark photo of a cat",
+    "a photo of a cat",
+]
 
 
 def more_like(item: dict) -> None:
@@ -36,27 +43,39 @@ left, right = st.columns(2)
 top_k = left.slider("Results", 1, 50, 15, key="search_top_k")
 # Scores are cosine similarities, so a floor hides weak matches; -1 keeps everything.
 min_score = right.slider("Minimum score", -1.0, 1.0, -1.0, 0.05, key="search_min_score")
+# A share of the best result's score adapts to each query, where one absolute floor does not; 0 is off.
+relative = left.slider("Keep results within this share of the best score", 0.0, 1.0, 0.0, 0.01, key="search_relative")
+negative = right.text_input("But not (optional)", key="search_negative", placeholder="grass").strip()
+options = {
+    "top_k": top_k,
+    "min_score": min_score,
+    **({"min_relative_score": relative} if relative > 0 else {}),
+    **({"negative": negative} if negative else {}),
+}
 
 similar = st.session_state.get("search_similar")
 if similar:
     st.subheader(f"More like `{similar['id']}`")
     show_image(call("Loading image…", image, similar["image_url"]), GRID_PIXELS)
     st.button("Back to search", key="search_back", on_click=back_to_search, icon=":material/arrow_back:")
-    results = call("Finding similar images…", client.search_similar, similar["id"], top_k, min_score)
+    refine = st.text_input("Refine with words (optional)", key="search_refine_similar", placeholder="but red")
+    results = call("Finding similar images…", client.search_similar, similar["id"], options, refine.strip() or None)
 elif st.radio("Search by", ["Text", "Image"], horizontal=True, key="search_by") == "Text":
     st.pills("Examples", EXAMPLES, key="search_example", on_change=use_example)
     query = st.text_input("Describe what you are looking for", key="search_query").strip()
     if not query:
         st.info("Type a description or pick an example.")
         st.stop()
-    results = call("Searching…", client.search_text, query, top_k, min_score)
+    results = call("Searching…", client.search_text, query, options)
 else:
     file = st.file_uploader("Find images like this one", type=image_types(), key="search_upload")
     if not file:
         st.info("Upload an image to find similar ones.")
         st.stop()
     show_image(file.getvalue(), GRID_PIXELS)
-    results = call("Searching…", client.search_image, (file.name, file.getvalue()), top_k, min_score)
+    refine = st.text_input("Refine with words (optional)", key="search_refine_image", placeholder="but red")
+    upload = (file.name, file.getvalue())
+    results = call("Searching…", client.search_image, upload, options, refine.strip() or None)
 
 if not results:
     st.warning(nothing_found(min_score, similar is not None))

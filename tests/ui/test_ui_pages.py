@@ -185,6 +185,30 @@ def test_more_like_this_shows_the_image_url_the_api_returned(monkeypatch):
     assert f"/v1/gallery/{item_id}/image" not in fetched  # similar results leave the item itself out
 
 
+def test_search_sends_the_negative_and_the_relative_cutoff(monkeypatch):
+    sent = []
+    search_text = client.search_text
+    monkeypatch.setattr(
+        client, "search_text", lambda query, options: sent.append(options) or search_text(query, options)
+    )
+    page = run_page("search")
+    page.text_input(key="search_negative").set_value("grass")
+    page.slider(key="search_relative").set_value(0.9)
+    page.text_input(key="search_query").set_value("a dog").run()
+    assert not page.exception
+    assert sent[-1]["negative"] == "grass" and sent[-1]["min_relative_score"] == 0.9
+    shown = [float(m.group(1)) for m in re.finditer(r"· (-?[0-9.]+)", texts(page, "caption"))]
+    assert shown and all(score >= max(shown) - 0.1 * abs(max(shown)) - 1e-3 for score in shown)
+
+
+def test_more_like_this_can_be_refined_by_words():
+    page = run_page("search")
+    page.text_input(key="search_query").set_value("a photo of a cat").run()
+    next(b for b in page.button if b.key and b.key.startswith("search_more-")).click().run()
+    page.text_input(key="search_refine_similar").set_value("but red").run()
+    assert not page.exception and "More like" in texts(page, "subheader")
+
+
 def test_search_min_score_can_hide_everything():
     page = run_page("search")
     page.slider(key="search_min_score").set_value(1.0)
