@@ -75,6 +75,9 @@ def fill_add_form(page: Page, data: bytes, caption: str) -> None:
     page.get_by_text("Add an image").click()
     upload(page, data, "mine.png")
     page.get_by_label("Caption (optional, makes it findable by its words)").fill(caption)
+    # The file's chip shows before its bytes reach the server; on a busy machine a click right
+    # away submitted the form without them ("Choose an image file first").
+    page.wait_for_load_state("networkidle")
     page.get_by_role("button", name="Add to gallery").click()
 
 
