@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from model_api.clip.captions import CIFAR10_CAPTIONS
-from model_api.clip.config import IMAGE_OPTIMIZERS, TEXT_ENCODER_KINDS, TextEncoderConfig, TrainConfig
+from model_api.clip.config import IMAGE_OPTIMIZERS, RECIPES, TEXT_ENCODER_KINDS, TextEncoderConfig, TrainConfig
 from model_api.clip.data import DEFAULT_CACHE_DIR, HUB_NAME
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "clip-cifar10"
@@ -49,7 +49,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "package's offline copy, else the hub)",
     )
     train = parser.add_argument_group("TRAIN")
-    train.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    train.add_argument(
+        "--recipe",
+        choices=tuple(RECIPES),
+        default="quick",
+        help="image tower size and epochs: quick (airbench94's widths, 13 epochs) or wide (airbench95's, 15)",
+    )
+    train.add_argument("--epochs", type=int, help="override the recipe's epochs")
     train.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
     train.add_argument("--seed", type=int, default=TrainConfig.seed)
     train.add_argument(
@@ -89,24 +95,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def run_train(args: argparse.Namespace) -> None:
     from model_api.clip.captions import CaptionSet
-    from model_api.clip.config import ClipConfig
+    from model_api.clip.config import ClipConfig, ImageEncoderConfig
     from model_api.clip.data import load_cifar10
     from model_api.clip.train import Trainer
 
-    if args.epochs < 1 or args.batch_size < 1 or args.val_size < 1:
+    tower = RECIPES[args.recipe]
+    epochs = tower.epochs if args.epochs is None else args.epochs
+    if epochs < 1 or args.batch_size < 1 or args.val_size < 1:
         raise UsageError("--epochs, --batch-size and --val-size must be positive")
     captions = CaptionSet.read(args.captions)
     data = load_cifar10(args.data, args.cache_dir)
     if args.val_size >= len(data.train):
         raise UsageError(f"--val-size {args.val_size} leaves no training images (train has {len(data.train)})")
     recipe = TrainConfig(
-        epochs=args.epochs,
+        epochs=epochs,
         batch_size=args.batch_size,
         seed=args.seed,
         val_size=args.val_size,
         image_optimizer=args.image_optimizer,
     )
-    model_config = ClipConfig(text=TextEncoderConfig(kind=args.text_encoder))
+    model_config = ClipConfig(image=ImageEncoderConfig(widths=tower.widths), text=TextEncoderConfig(kind=args.text_encoder))
     trainer = Trainer(data, model_config, recipe, args.output, captions, args.text_encoder_path)
     if args.resume:
         trainer.resume()
@@ -210,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     from model_api.clip.data import DataUnavailableError
     from model_api.clip.preprocess import InvalidImageError
     from model_api.clip.text_encoder import TextEncoderUnavailableError
-    from model_api.clip.train import DataCaptionMismatchError
+    from model_api.clip.train import DataCaptionMismatchError, ResumeMismatchError
 
     modes = {"TRAIN": run_train, "TEST": run_test, "INFERENCE": run_inference}
     expected = (
@@ -220,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         DataCaptionMismatchError,
         DataUnavailableError,
         InvalidImageError,
+        ResumeMismatchError,
         TextEncoderUnavailableError,
     )
     try:

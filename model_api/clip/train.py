@@ -187,6 +187,10 @@ class DataCaptionMismatchError(ValueError):
     """The dataset's classes are not the caption set's, in the same order."""
 
 
+class ResumeMismatchError(ValueError):
+    """The saved run was started with another model or recipe than the one asked to resume it."""
+
+
 class Trainer:
     def __init__(
         self,
@@ -202,7 +206,7 @@ class Trainer:
             raise DataCaptionMismatchError(
                 f"the caption set's classes {list(captions.classes)} are not the dataset's {list(data.classes)}"
             )
-        self.data, self.recipe, self.output = data, recipe, output
+        self.data, self.model_config, self.recipe, self.output = data, model_config, recipe, output
         self.train_split, self.val_split = data.train_val(recipe.val_size, seed=0)
         torch.manual_seed(recipe.seed)
         self.model = Clip(model_config, captions, text_encoder_path).to(memory_format=torch.channels_last)
@@ -227,6 +231,7 @@ class Trainer:
             "history": json.dumps(self.history),
             "best_accuracy": self.best_accuracy,
             "recipe": json.dumps(self.recipe.to_dict()),
+            "model_config": json.dumps(self.model_config.to_dict()),
         }
 
     def save_state(self) -> None:
@@ -240,6 +245,7 @@ class Trainer:
             log.info("no %s in %s: starting from scratch", STATE_FILE, self.output)
             return
         state = torch.load(path, weights_only=True)  # restricted unpickler: tensors and primitives only
+        self.check_same_run(state)
         self.model.load_state_dict(state["model"])
         self.averager.average = state["average"]
         if self.optimizers.muon is not None:
@@ -249,6 +255,21 @@ class Trainer:
         self.epoch, self.best_accuracy = state["epoch"], state["best_accuracy"]
         self.history = json.loads(state["history"])
         log.info("resumed after epoch %d (best val accuracy %.4f)", self.epoch, self.best_accuracy)
+
+    def check_same_run(self, state: dict[str, Any]) -> None:
+        """A resumed run must keep its model and recipe: the schedule and the weights' shapes depend on them."""
+        saved = {"recipe": json.loads(state["recipe"]), "model": json.loads(state.get("model_config", "null"))}
+        current = {"recipe": self.recipe.to_dict(), "model": json.loads(json.dumps(self.model_config.to_dict()))}
+        for part in ("recipe", "model"):
+            if saved[part] is None:  # a state written before the model was recorded
+                continue
+            # bf16 follows the machine, so a run may move to another CPU.
+            changed = sorted(k for k in current[part] if k != "bf16" and saved[part].get(k) != current[part][k])
+            if changed:
+                raise ResumeMismatchError(
+                    f"{self.output / STATE_FILE} was started with another {part} ({', '.join(changed)} differ): "
+                    "resume with the flags that started it"
+                )
 
     # --- training ------------------------------------------------------------------------
     def set_learning_rates(self, step: int) -> None:

@@ -10,6 +10,7 @@ from model_api.clip.train import (
     STATE_FILE,
     CaptionSampler,
     DataCaptionMismatchError,
+    ResumeMismatchError,
     Trainer,
     build_optimizers,
     lr_factor,
@@ -32,9 +33,19 @@ def test_tiny_run_learns_the_synthetic_classes(tiny_run) -> None:
     assert config["metrics"]["val_accuracy"] > 0.3  # chance is 0.1
 
 
-def test_resume_continues_after_the_last_finished_epoch(tiny_data, tmp_path) -> None:
+def test_resume_continues_after_the_last_finished_epoch(tiny_data, tmp_path, monkeypatch) -> None:
     recipe = replace(TINY_RECIPE, epochs=2)
-    Trainer(tiny_data, TINY_MODEL, replace(recipe, epochs=1), tmp_path, CAPTIONS).fit()  # "interrupted" after epoch 1
+    finish_epoch = Trainer.run_epoch
+
+    def killed_in_the_second_epoch(trainer: Trainer) -> dict[str, float]:
+        if trainer.epoch == 1:
+            raise KeyboardInterrupt
+        return finish_epoch(trainer)
+
+    monkeypatch.setattr(Trainer, "run_epoch", killed_in_the_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny_data, TINY_MODEL, recipe, tmp_path, CAPTIONS).fit()
+    monkeypatch.setattr(Trainer, "run_epoch", finish_epoch)
     first_epoch = json.loads((tmp_path / "history.json").read_text())
     resumed = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path, CAPTIONS)
     resumed.resume()
@@ -67,6 +78,18 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tiny_data, 
     resumed.fit()
     for name, weights in whole.model.state_dict().items():
         assert torch.equal(weights, resumed.model.state_dict()[name]), name
+
+
+def test_a_run_resumes_only_with_the_model_and_recipe_that_started_it(tiny_data, tmp_path) -> None:
+    Trainer(tiny_data, TINY_MODEL, replace(TINY_RECIPE, epochs=1), tmp_path, CAPTIONS).fit()
+    wider = replace(TINY_MODEL, image=replace(TINY_MODEL.image, widths=(8, 16, 32)))
+    with pytest.raises(ResumeMismatchError, match="another model .*image differ"):
+        Trainer(tiny_data, wider, replace(TINY_RECIPE, epochs=1), tmp_path, CAPTIONS).resume()
+    with pytest.raises(ResumeMismatchError, match="another recipe .*epochs differ"):
+        Trainer(tiny_data, TINY_MODEL, replace(TINY_RECIPE, epochs=2), tmp_path, CAPTIONS).resume()
+    moved = Trainer(tiny_data, TINY_MODEL, replace(TINY_RECIPE, epochs=1, bf16=True), tmp_path, CAPTIONS)
+    moved.resume()  # bf16 follows the machine: a run may move to another CPU
+    assert moved.epoch == 1
 
 
 def test_a_caption_set_for_other_classes_is_refused(tiny_data, tmp_path) -> None:
