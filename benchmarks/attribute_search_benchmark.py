@@ -11,6 +11,9 @@ reader (`model_api.clip.attributes`) found what the query names in it:
   airplane in the sky.", "a dark photo of a cat."), grouped by attribute kind;
 - --queries: a hand-written set (default benchmarks/attribute_queries.json, written before any
   result was seen), reported whole.
+With --sheet, the hand-written set's top 10 are drawn one query a row, each image with its class
+and what the reader found, so that a person can judge the results by eye (the reader is right
+about three times in four); the sheet shows dataset images, so it goes under .cache/.
 Beside each P@10 stands its class-only base rate: the share of the class's test images that
 have the attribute, which is what a search that only knows the class scores on average.
 """
@@ -28,9 +31,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reporting import add_data_arguments, save_json  # noqa: E402  (this folder is on sys.path when run as a script)
+from attribute_report import contact_sheet, describe  # noqa: E402  (this folder is on sys.path when run as a script)
+from reporting import add_data_arguments, save_json  # noqa: E402
 
-from model_api.clip.attributes import COLOURS, LIGHTS, SCENES  # noqa: E402
+from model_api.clip.attributes import COLOURS, LIGHTS, SCENES, decode_attributes  # noqa: E402
 from model_api.clip.checkpoint import load_checkpoint  # noqa: E402
 from model_api.clip.data import Split, load_cifar10  # noqa: E402
 from model_api.clip.inference import embed_images, embed_labels, embed_texts  # noqa: E402
@@ -132,7 +136,21 @@ def colour_group_accuracy(model, images: torch.Tensor, split: Split, classes: tu
     return results
 
 
-def run(checkpoint: Path, queries_path: Path, data_source: str, cache_dir: Path) -> dict[str, Any]:
+def draw_top10(queries: list[dict[str, Any]], similarity: torch.Tensor, split: Split, classes, path: Path) -> None:
+    """One row per query: its top 10, each tile with rank, class and the reader's attributes."""
+    top10 = similarity.topk(10, dim=1).indices  # (Q, 10)
+    attributes = decode_attributes(split.attributes[top10.flatten()])
+    captions = []
+    for q, query in enumerate(queries):
+        for rank, index in enumerate(top10[q].tolist()):
+            heading = f"{q}: {query['query']}"[:16] if rank == 0 else f"{q}.{rank + 1}"
+            captions.append([f"{heading} {classes[split.labels[index]]}"[:18], *describe(attributes[q * 10 + rank])])
+    contact_sheet(split.images[top10.flatten()], captions, path)
+
+
+def run(
+    checkpoint: Path, queries_path: Path, data_source: str, cache_dir: Path, sheet: Path | None = None
+) -> dict[str, Any]:
     model, _ = load_checkpoint(checkpoint)
     data = load_cifar10(data_source, cache_dir)
     images = embed_images(model, data.test.images)  # (N, D)
@@ -143,6 +161,8 @@ def run(checkpoint: Path, queries_path: Path, data_source: str, cache_dir: Path)
     ):
         similarity = embed_texts(model, [query["query"] for query in queries]) @ images.T  # (Q, N)
         scored = score(queries, similarity, data.test, data.classes)
+        if name == "written" and sheet:
+            draw_top10(queries, similarity, data.test, data.classes, sheet)
         kinds = sorted({r.get("kind", "written") for r in scored})
         results[name] = {
             "all": summary(scored),
@@ -177,8 +197,9 @@ def main() -> None:
     parser.add_argument("--queries", type=Path, default=QUERIES)
     add_data_arguments(parser)
     parser.add_argument("--json", type=Path, help="write every figure and the per-query results here")
+    parser.add_argument("--sheet", type=Path, help="contact sheet of the written queries' top 10 (under .cache/)")
     args = parser.parse_args()
-    results = run(args.checkpoint, args.queries, args.data, args.cache_dir)
+    results = run(args.checkpoint, args.queries, args.data, args.cache_dir, args.sheet)
     print_summary(results)
     save_json(results, args.json)
 
