@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_limits
 
 from .app_state import AppState
 from .errors import install_error_handlers
+from .forwarded_prefix import ForwardedPrefixMiddleware
 from .observability import Metrics, install_observability
 from .routes import classify, gallery, health, search
 from .settings import Settings
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.app_state = state
     install_error_handlers(app)
+    app.add_middleware(ForwardedPrefixMiddleware)
     install_observability(app, Metrics(gallery_size=lambda: len(state.gallery) if state.gallery else 0))
     for module in (health, classify, search, gallery):
         app.include_router(module.router)

@@ -33,7 +33,13 @@ def get_gallery(state: StateDep) -> Gallery:
     return state.require_gallery()
 
 
+def get_root_path(request: Request) -> str:
+    """Where the client reached the API ("" direct, "/api" behind Nginx): see forwarded_prefix."""
+    return request.scope.get("root_path", "")
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+RootPathDep = Annotated[str, Depends(get_root_path)]
 ModelDep = Annotated[ServedModel, Depends(get_model)]
 GalleryDep = Annotated[Gallery, Depends(get_gallery)]
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from .clip.inference import Ranking, parse_labels
+from .clip.ood import OodVerdict
 from .gallery import GalleryItem
 from .uploads import FORMAT_NAMES
 
@@ -79,9 +80,16 @@ Refinement = Annotated[
 ItemId = Annotated[str, Field(description="Gallery id: `test-<n>` (dataset) or `user-<n>` (upload).", max_length=64)]
 
 
-def image_url(item_id: str) -> str:
-    """Relative, so the same answer works direct and behind the proxy's /api/ prefix."""
-    return f"/v1/gallery/{item_id}/image"
+def image_url(item_id: str, root_path: str) -> str:
+    """A path from the root of the host the client called: root_path is where it reached the API
+    ("" direct, "/api" through Nginx; `forwarded_prefix`), so the URL works from there."""
+    return f"{root_path}/v1/gallery/{item_id}/image"
+
+
+IMAGE_URL_DESCRIPTION = (
+    "The item's PNG, as a path on the host the request was sent to: `/v1/gallery/test-3/image` when the API is "
+    "called directly, `/api/v1/gallery/test-3/image` through the deployment's Nginx (its `X-Forwarded-Prefix`)."
+)
 
 
 class Prediction(BaseModel):
@@ -89,12 +97,50 @@ class Prediction(BaseModel):
     score: float = Field(description="Probability of the label among the labels given (they sum to 1).")
 
 
-class ClassifyResponse(BaseModel):
-    predictions: list[Prediction] = Field(description="Labels ranked by probability, most likely first.")
+class OutOfDistribution(BaseModel):
+    """The two scores behind `out_of_distribution`, each beside its threshold."""
+
+    distance: float = Field(
+        description="Mahalanobis distance of the image's embedding to the nearest class of the training images; "
+        "the labels asked do not change it. Above `distance_threshold`: unlike the images the model learned."
+    )
+    distance_threshold: float = Field(description="Calibrated on held-out training images (`clip/ood.py`).")
+    label_similarity: float = Field(
+        description="Cosine between the image's embedding and the best label's. Below `label_similarity_threshold`: "
+        "none of the labels fits the image as well as a class fits its own images."
+    )
+    label_similarity_threshold: float = Field(description="Calibrated with `distance_threshold`.")
+    unusual_image: bool = Field(description="`distance` is above its threshold.")
+    no_label_fits: bool = Field(description="`label_similarity` is below its threshold.")
 
     @classmethod
-    def of(cls, ranking: Ranking) -> ClassifyResponse:
-        return cls(predictions=[Prediction(label=label, score=score) for label, score in ranking])
+    def of(cls, verdict: OodVerdict) -> OutOfDistribution:
+        return cls(
+            distance=verdict.distance,
+            distance_threshold=verdict.distance_threshold,
+            label_similarity=verdict.similarity,
+            label_similarity_threshold=verdict.similarity_threshold,
+            unusual_image=verdict.unusual,
+            no_label_fits=verdict.unmatched,
+        )
+
+
+class ClassifyResponse(BaseModel):
+    predictions: list[Prediction] = Field(description="Labels ranked by probability, most likely first.")
+    out_of_distribution: bool | None = Field(
+        description="True: the image is unlike the images the model learned or unlike every label, so read the "
+        "predictions as 'none of these / low confidence'. Calibrated to be true for a chosen share of held-out "
+        "CIFAR-10 images (5% for the shipped checkpoint); null when the checkpoint has no calibration for its weights."
+    )
+    ood: OutOfDistribution | None = Field(description="Why: the scores and thresholds; null without a calibration.")
+
+    @classmethod
+    def of(cls, ranking: Ranking, verdict: OodVerdict | None) -> ClassifyResponse:
+        return cls(
+            predictions=[Prediction(label=label, score=score) for label, score in ranking],
+            out_of_distribution=None if verdict is None else verdict.flagged,
+            ood=None if verdict is None else OutOfDistribution.of(verdict),
+        )
 
 
 class ClassifyGalleryRequest(BaseModel):
@@ -105,9 +151,8 @@ class ClassifyGalleryRequest(BaseModel):
     top_k: ClassifyTopK | None = None
 
 
-class BatchItem(BaseModel):
+class BatchItem(ClassifyResponse):
     filename: str | None = Field(description="The uploaded file's name, as the client sent it.")
-    predictions: list[Prediction] = Field(description="Labels ranked by probability, most likely first.")
 
 
 class BatchClassifyResponse(BaseModel):
@@ -139,21 +184,20 @@ class SearchResult(BaseModel):
     score: float = Field(description="Cosine similarity to the query in [-1, 1]; higher is closer.")
     label: str | None = Field(description="The item's class, user label or caption; null if none.")
     caption: str | None = Field(None, description="Caption given at upload; null if none.")
-    image_url: str = Field(description="Relative URL of the item's PNG, e.g. `/v1/gallery/test-3/image`.")
+    image_url: str = Field(description=IMAGE_URL_DESCRIPTION)
 
     @classmethod
-    def of(cls, item: GalleryItem, score: float) -> SearchResult:
-        return cls(
-            id=item.id, score=score, label=item.display_label, caption=item.caption, image_url=image_url(item.id)
-        )
+    def of(cls, item: GalleryItem, score: float, root_path: str) -> SearchResult:
+        url = image_url(item.id, root_path)
+        return cls(id=item.id, score=score, label=item.display_label, caption=item.caption, image_url=url)
 
 
 class SearchResponse(BaseModel):
     results: list[SearchResult] = Field(description="Matches, best first.")
 
     @classmethod
-    def of(cls, hits: list[tuple[GalleryItem, float]]) -> SearchResponse:
-        return cls(results=[SearchResult.of(item, score) for item, score in hits])
+    def of(cls, hits: list[tuple[GalleryItem, float]], root_path: str) -> SearchResponse:
+        return cls(results=[SearchResult.of(item, score, root_path) for item, score in hits])
 
 
 class GalleryItemOut(BaseModel):
@@ -161,11 +205,12 @@ class GalleryItemOut(BaseModel):
     source: Literal["dataset", "user"] = Field(description="Where the item comes from.")
     label: str | None = Field(description="Dataset class or the label given at upload; null if none.")
     caption: str | None = Field(description="Caption given at upload; null if none.")
-    image_url: str = Field(description="Relative URL of the item's PNG.")
+    image_url: str = Field(description=IMAGE_URL_DESCRIPTION)
 
     @classmethod
-    def of(cls, item: GalleryItem) -> GalleryItemOut:
-        return cls(id=item.id, source=item.source, label=item.label, caption=item.caption, image_url=image_url(item.id))
+    def of(cls, item: GalleryItem, root_path: str) -> GalleryItemOut:
+        url = image_url(item.id, root_path)
+        return cls(id=item.id, source=item.source, label=item.label, caption=item.caption, image_url=url)
 
 
 class GalleryPage(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from .clip.inference import (
     rank_labels,
 )
 from .clip.model import Clip
+from .clip.ood import OodVerdict, read_calibration
 
 # A captioned upload is also indexed for text search as normalize(image + CAPTION_WEIGHT * caption).
 # Measured on the shipped checkpoint (12 drawn 32x32 uploads with captions such as "my hand drawn
@@ -65,6 +67,12 @@ class LruCache:
         return torch.stack([found[key] for key in keys])
 
 
+@dataclass(frozen=True)
+class Classification:
+    ranking: Ranking
+    ood: OodVerdict | None  # None when the checkpoint carries no calibration for its weights
+
+
 class ServedModel:
     def __init__(self, model: Clip, config: dict[str, Any], checkpoint: Path, cache_size: int) -> None:
         """model: as `load_checkpoint` returns it, ready for inference."""
@@ -76,6 +84,7 @@ class ServedModel:
         self.vectors_id = f"{self.sha256[:16]}-{IMAGE_EMBEDDING}"
         self.caption_vectors_id = f"{self.sha256[:16]}-{CAPTION_EMBEDDING}"
         self.metrics = read_metrics(checkpoint)  # read once: /v1/info serves them on every page view
+        self.ood = read_calibration(checkpoint, self.sha256)
         self._texts = LruCache(cache_size)
         self._labels = LruCache(cache_size)
 
@@ -123,11 +132,15 @@ class ServedModel:
         composed = compose_query(torch.from_numpy(query), text(negative), text(refinement))
         return composed.numpy()
 
-    def classify(self, vectors: np.ndarray, labels: Sequence[str] | None, top_k: int | None) -> list[Ranking]:
-        """(N, D) image vectors -> per image the top_k (label, probability), most likely first.
+    def classify(self, vectors: np.ndarray, labels: Sequence[str] | None, top_k: int | None) -> list[Classification]:
+        """(N, D) image vectors -> per image the top_k (label, probability), most likely first, and
+        whether the image is unlike the training images or every label (`clip/ood.py`).
 
         labels default to the model's classes; each label's prompt-ensemble embedding is cached.
         """
         labels = list(labels or self.classes)
         label_vectors = self._labels.get_many(labels, lambda missing: embed_labels(self.model, missing))  # (L, D)
-        return rank_labels(self.model, torch.from_numpy(vectors), label_vectors, labels, top_k or len(labels))
+        images = torch.from_numpy(vectors)
+        rankings = rank_labels(self.model, images, label_vectors, labels, top_k or len(labels))
+        verdicts = self.ood.verdicts(images, label_vectors) if self.ood else [None] * len(rankings)
+        return [Classification(ranking, ood) for ranking, ood in zip(rankings, verdicts, strict=True)]

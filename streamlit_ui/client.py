@@ -40,8 +40,13 @@ def _detail(response: httpx.Response) -> str:
 
 
 def _request(method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """path: an API path below API_URL, e.g. /v1/info."""
+    return _send(method, API_URL + path, **kwargs)
+
+
+def _send(method: str, url: str, **kwargs: Any) -> httpx.Response:
     try:
-        response = httpx.request(method, API_URL + path, timeout=TIMEOUT, **kwargs)
+        response = httpx.request(method, url, timeout=TIMEOUT, **kwargs)
     except httpx.ConnectError as error:
         raise ApiError(f"The API at {API_URL} is not reachable: is it running? ({error})") from error
     except httpx.TimeoutException as error:
@@ -77,14 +82,16 @@ def info() -> dict[str, Any]:
 
 # `labels` is the text as the person typed it ("cat, dog"): the API splits it, drops blanks and
 # duplicates, and says what is wrong with it. None means the model's own classes.
-def classify_upload(upload: tuple[str, bytes], labels: str | None, top_k: int) -> list[dict[str, Any]]:
+# Both return the API's whole answer: the predictions and whether they are a guess
+# (`out_of_distribution`, `ood`).
+def classify_upload(upload: tuple[str, bytes], labels: str | None, top_k: int) -> dict[str, Any]:
     form = {"top_k": str(top_k), **({"labels": labels} if labels else {})}
-    return _request("POST", "/v1/classify", files=_file(upload), data=form).json()["predictions"]
+    return _request("POST", "/v1/classify", files=_file(upload), data=form).json()
 
 
-def classify_gallery(item_id: str, labels: str | None, top_k: int) -> list[dict[str, Any]]:
+def classify_gallery(item_id: str, labels: str | None, top_k: int) -> dict[str, Any]:
     body = {"id": item_id, "top_k": top_k, **({"labels": [labels]} if labels else {})}
-    return _request("POST", "/v1/classify/gallery", json=body).json()["predictions"]
+    return _request("POST", "/v1/classify/gallery", json=body).json()
 
 
 # options: what every search takes (top_k, min_score, and when set min_relative_score and negative);
@@ -114,8 +121,10 @@ def gallery_item(item_id: str) -> dict[str, Any]:
 
 
 def image(image_url: str) -> bytes:
-    """image_url as the API returned it: the API, not the UI, knows where its images live."""
-    return _request("GET", image_url).content
+    """image_url as the API returned it: the API, not the UI, knows where its images live. It is
+    a path from the root of the host the request went to (`/v1/...` from the API itself,
+    `/api/v1/...` when API_URL is the proxy's `/api`), so it is resolved as a browser would."""
+    return _send("GET", str(httpx.URL(API_URL).join(image_url))).content
 
 
 def add_image(upload: tuple[str, bytes], caption: str, label: str, api_key: str) -> dict[str, Any]:

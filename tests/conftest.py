@@ -97,5 +97,13 @@ def tiny_run(tiny_data, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tiny_run: Path) -> Path:
-    return tiny_run / "best"
+def tiny_checkpoint(tiny_run: Path, tiny_data) -> Path:
+    """The tiny run's best checkpoint, with its out-of-distribution calibration beside the weights
+    as benchmarks/ood_benchmark.py writes it for the shipped one."""
+    from model_api.clip.checkpoint import load_checkpoint, weights_sha256
+    from model_api.clip.ood import calibrate, save_calibration
+
+    checkpoint = tiny_run / "best"
+    model, _ = load_checkpoint(checkpoint)
+    save_calibration(calibrate(model, tiny_data, TINY_RECIPE.val_size, weights_sha256(checkpoint))[0], checkpoint)
+    return checkpoint

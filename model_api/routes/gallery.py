@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile, status
 
-from ..deps import GalleryDep, SettingsDep, require_api_key
+from ..deps import GalleryDep, RootPathDep, SettingsDep, require_api_key
 from ..schemas import GalleryItemOut, GalleryPage, ItemId, Text, error_responses
 from ..uploads import FORMAT_NAMES, read_image
 
@@ -18,6 +18,7 @@ IMAGE_CACHE_CONTROL = "public, max-age=86400, immutable"
 @router.get("", summary="Page through the gallery", responses=error_responses(422, 503))
 def list_items(
     gallery: GalleryDep,
+    root_path: RootPathDep,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000, description="Index of the first item.")] = 0,
     limit: Annotated[int, Query(ge=1, le=200, description="Most items to return.")] = 50,
     source: Annotated[
@@ -25,12 +26,13 @@ def list_items(
     ] = "all",
 ) -> GalleryPage:
     total, items = gallery.page(offset, limit, None if source == "all" else source)
-    return GalleryPage(total=total, offset=offset, limit=limit, items=[GalleryItemOut.of(item) for item in items])
+    page = [GalleryItemOut.of(item, root_path) for item in items]
+    return GalleryPage(total=total, offset=offset, limit=limit, items=page)
 
 
 @router.get("/{item_id}", summary="One gallery item", responses=error_responses(404, 503))
-def get_item(item_id: ItemPath, gallery: GalleryDep) -> GalleryItemOut:
-    return GalleryItemOut.of(gallery.item(item_id))
+def get_item(item_id: ItemPath, gallery: GalleryDep, root_path: RootPathDep) -> GalleryItemOut:
+    return GalleryItemOut.of(gallery.item(item_id), root_path)
 
 
 @router.get(
@@ -54,10 +56,11 @@ def add_item(
     file: Annotated[UploadFile, File(description=f"{FORMAT_NAMES}; stored as the model's 32x32 input.")],
     gallery: GalleryDep,
     settings: SettingsDep,
+    root_path: RootPathDep,
     caption: Annotated[Text(500) | None, Form(description="Free text shown with search results.")] = None,
     label: Annotated[Text(100) | None, Form(description="The item's class or tag, e.g. `cat`.")] = None,
 ) -> GalleryItemOut:
-    return GalleryItemOut.of(gallery.add(read_image(file, settings.max_upload_bytes), caption, label))
+    return GalleryItemOut.of(gallery.add(read_image(file, settings.max_upload_bytes), caption, label), root_path)
 
 
 @router.delete(

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
-from ..deps import GalleryDep, ModelDep, SettingsDep
+from ..deps import GalleryDep, ModelDep, RootPathDep, SettingsDep
 from ..schemas import (
     MinRelativeScore,
     MinScore,
@@ -22,11 +22,13 @@ router = APIRouter(prefix="/v1/search", tags=["search"])
 
 
 @router.post("/text", summary="Gallery images matching a text query", responses=error_responses(422, 503))
-def search_text(body: TextSearchRequest, model: ModelDep, gallery: GalleryDep) -> SearchResponse:
+def search_text(
+    body: TextSearchRequest, model: ModelDep, gallery: GalleryDep, root_path: RootPathDep
+) -> SearchResponse:
     vector = model.search_vector(model.text_vector(body.query), negative=body.negative)
     # Only words are compared with captions: an image query compares pixels alone.
     hits = gallery.search(vector, body.top_k, body.min_score, None, body.min_relative_score, captions=True)
-    return SearchResponse.of(hits)
+    return SearchResponse.of(hits, root_path)
 
 
 @router.post(
@@ -37,6 +39,7 @@ def search_image(
     model: ModelDep,
     gallery: GalleryDep,
     settings: SettingsDep,
+    root_path: RootPathDep,
     top_k: Annotated[SearchTopK, Form()] = 10,
     min_score: Annotated[MinScore | None, Form()] = None,
     min_relative_score: Annotated[MinRelativeScore | None, Form()] = None,
@@ -45,7 +48,7 @@ def search_image(
 ) -> SearchResponse:
     image = model.image_vectors(read_image(file, settings.max_upload_bytes)[None])[0]
     vector = model.search_vector(image, negative=negative, refinement=text)
-    return SearchResponse.of(gallery.search(vector, top_k, min_score, None, min_relative_score))
+    return SearchResponse.of(gallery.search(vector, top_k, min_score, None, min_relative_score), root_path)
 
 
 @router.post(
@@ -54,6 +57,9 @@ def search_image(
     description="The item itself is left out of the results.",
     responses=error_responses(404, 422, 503),
 )
-def search_similar(body: SimilarSearchRequest, model: ModelDep, gallery: GalleryDep) -> SearchResponse:
+def search_similar(
+    body: SimilarSearchRequest, model: ModelDep, gallery: GalleryDep, root_path: RootPathDep
+) -> SearchResponse:
     vector = model.search_vector(gallery.vector(body.id), negative=body.negative, refinement=body.text)
-    return SearchResponse.of(gallery.search(vector, body.top_k, body.min_score, body.id, body.min_relative_score))
+    hits = gallery.search(vector, body.top_k, body.min_score, body.id, body.min_relative_score)
+    return SearchResponse.of(hits, root_path)

@@ -8,6 +8,17 @@ import streamlit as st
 from streamlit_ui import client
 from streamlit_ui.components import call, image, image_types, show_image
 
+
+def low_confidence(ood: dict) -> str:
+    """Why the API flagged the image, in words (model_api/README.md, `ood`)."""
+    reasons = []
+    if ood["unusual_image"]:
+        reasons.append("it is unlike the images the model learned from (small photos of the ten CIFAR-10 classes)")
+    if ood["no_label_fits"]:
+        reasons.append("none of the labels fits it as well as a class fits its own photos")
+    return "**None of these / low confidence**: " + " and ".join(reasons) + ". The ranking below is a guess."
+
+
 st.title("Classify an image")
 source = st.radio("Image from", ["Upload", "Camera", "Gallery"], horizontal=True, key="classify_source")
 
@@ -45,11 +56,12 @@ if not upload and not gallery_id:
 # The API returns at most one prediction per label, so top_k needs no clamping here.
 if upload:
     picture = upload[1]
-    predictions = call("Classifying…", client.classify_upload, upload, labels, top_k)
+    result = call("Classifying…", client.classify_upload, upload, labels, top_k)
 else:
     item = call("Looking up the item…", client.gallery_item, gallery_id)
-    predictions = call("Classifying…", client.classify_gallery, gallery_id, labels, top_k)
+    result = call("Classifying…", client.classify_gallery, gallery_id, labels, top_k)
     picture = call("Loading image…", image, item["image_url"])
+predictions = result["predictions"]
 
 left, right = st.columns([1, 2])
 with left:
@@ -61,5 +73,14 @@ with left:
             st.caption(f"caption: {item['caption']}")
 with right:
     best = predictions[0]
-    st.subheader(f"{best['label']} ({best['score']:.0%})")
+    if result["out_of_distribution"]:
+        st.warning(low_confidence(result["ood"]), icon=":material/help:")
+    guess = ", a guess" if result["out_of_distribution"] else ""
+    st.subheader(f"{best['label']} ({best['score']:.0%}{guess})")
     st.bar_chart(pd.DataFrame(predictions), x="label", y="score", horizontal=True, sort="-score")
+    if ood := result["ood"]:
+        st.caption(
+            f"Out-of-distribution scores: distance to the nearest class {ood['distance']:.1f} "
+            f"(flagged above {ood['distance_threshold']:.1f}); best label's similarity "
+            f"{ood['label_similarity']:.2f} (flagged below {ood['label_similarity_threshold']:.2f})."
+        )

@@ -80,3 +80,18 @@ def test_burst_gets_429_then_recovers(web_stack):
     # The bucket drains at the configured rate; the tests after this one must not be throttled.
     time.sleep(3)
     assert web_stack.get("/api/health").status_code == 200
+
+
+def test_image_urls_from_a_search_through_the_proxy_work_through_the_proxy(web_stack):
+    results = httpx.post(f"{web_stack.url}/api/v1/search/text", json={"query": "a cat", "top_k": 3}).json()["results"]
+    assert results and all(result["image_url"].startswith("/api/v1/gallery/") for result in results)
+    image = web_stack.get(results[0]["image_url"])
+    assert image.status_code == 200
+    assert image.headers["content-type"] == "image/png"
+    assert image.content.startswith(b"\x89PNG")
+
+
+def test_image_urls_from_the_api_itself_stay_at_its_root(web_stack):
+    results = httpx.post(f"{web_stack.api_url}/v1/search/text", json={"query": "a cat", "top_k": 1}).json()["results"]
+    assert results[0]["image_url"].startswith("/v1/gallery/")
+    assert httpx.get(web_stack.api_url + results[0]["image_url"]).headers["content-type"] == "image/png"

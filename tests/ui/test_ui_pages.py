@@ -147,6 +147,39 @@ def test_classify_shows_the_gallery_image_the_api_points_to(monkeypatch):
     assert fetched == ["/v1/gallery/test-1/image?from=api"]
 
 
+def test_classify_says_none_of_these_for_a_drawn_image():
+    squares = (np.add.outer(np.arange(32) // 4, np.arange(32) // 4) % 2 * 255).astype(np.uint8)
+    drawn = np.repeat(squares[..., None], 3, axis=2)
+    page = run_page("classify")
+    page.file_uploader(key="classify_upload").set_value(("drawn.png", png_bytes(drawn), "image/png")).run()
+    assert not page.exception
+    assert "None of these / low confidence" in texts(page, "warning")
+    assert "unlike the images the model learned from" in texts(page, "warning")
+    assert page.subheader[0].value.endswith(", a guess)")
+
+
+def test_classify_of_a_dataset_image_gives_no_notice_when_the_api_does_not(monkeypatch):
+    shown = []
+    classify = client.classify_gallery
+    monkeypatch.setattr(client, "classify_gallery", lambda *args: shown.append(classify(*args)) or shown[-1])
+    page = run_page("classify")
+    page.radio(key="classify_source").set_value("Gallery").run()
+    page.text_input(key="classify_id").set_value("test-1").run()
+    assert not page.exception
+    assert shown[-1]["out_of_distribution"] is not None
+    assert ("None of these / low confidence" in texts(page, "warning")) == shown[-1]["out_of_distribution"]
+
+
+@pytest.mark.parametrize("through_proxy", [False, True])
+def test_the_client_fetches_the_image_url_the_api_returned_directly_or_through_the_proxy(
+    monkeypatch, web_stack, through_proxy
+):
+    monkeypatch.setattr(client, "API_URL", f"{web_stack.url}/api" if through_proxy else web_stack.api_url)
+    [result] = client.search_text("a cat", {"top_k": 1})
+    assert result["image_url"].startswith("/api/v1/" if through_proxy else "/v1/")
+    assert client.image(result["image_url"]).startswith(b"\x89PNG")
+
+
 @pytest.mark.parametrize(
     "name, key", [("classify", "classify_upload"), ("search", "search_upload"), ("gallery", "gallery_add_file-0")]
 )

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import io
+import shutil
 
 import pytest
 import torch
 from PIL import Image
+
+from model_api.clip.ood import OOD_FILE
 
 from ..conftest import MAX_UPLOAD_BYTES, encode
 
@@ -164,3 +167,47 @@ def test_label_embeddings_are_cached(client, test_png, monkeypatch):
     monkeypatch.setattr("model_api.served_model.embed_labels", lambda *args: calls.append(args) or torch.zeros(0))
     assert classify(client, test_png, labels="sun, moon").status_code == 200
     assert calls == []
+
+
+def checkerboard_png() -> bytes:
+    """Black and white 4-pixel squares: drawn, nothing like a CIFAR-10 photo."""
+    squares = (torch.arange(32)[:, None] // 4 + torch.arange(32)[None, :] // 4) % 2 * 255
+    return encode(squares.to(torch.uint8).expand(3, 32, 32))
+
+
+def test_a_drawn_image_is_flagged_out_of_distribution(client):
+    body = classify(client, checkerboard_png()).json()
+    assert body["out_of_distribution"] is True
+    assert body["ood"]["unusual_image"] is True
+    assert body["ood"]["distance"] > body["ood"]["distance_threshold"]
+    assert len(body["predictions"]) == 10  # the ranking is still given, as a guess
+
+
+def test_every_classification_says_whether_it_is_a_guess(client, test_png, tiny_data):
+    by_upload = classify(client, test_png).json()
+    by_id = client.post("/v1/classify/gallery", json={"id": "test-0"}).json()
+    for body in (by_upload, by_id):
+        ood = body["ood"]
+        assert body["out_of_distribution"] == (ood["unusual_image"] or ood["no_label_fits"])
+        assert ood["unusual_image"] == (ood["distance"] > ood["distance_threshold"])
+        assert ood["no_label_fits"] == (ood["label_similarity"] < ood["label_similarity_threshold"])
+    assert by_upload["ood"]["distance"] == pytest.approx(by_id["ood"]["distance"], abs=1e-3)
+    files = [("files", ("a.png", test_png, "image/png")), ("files", ("b.png", checkerboard_png(), "image/png"))]
+    results = client.post("/v1/classify/batch", files=files).json()["results"]
+    assert [r["out_of_distribution"] for r in results][1] is True
+    assert results[0]["ood"]["distance"] == pytest.approx(by_upload["ood"]["distance"], abs=1e-3)
+
+
+def test_typed_labels_move_the_label_score_not_the_image_score(client, test_png):
+    default = classify(client, test_png).json()["ood"]
+    typed = classify(client, test_png, labels="sun, moon").json()["ood"]
+    assert typed["distance"] == pytest.approx(default["distance"], abs=1e-4)
+    assert typed["label_similarity"] != pytest.approx(default["label_similarity"], abs=1e-4)
+
+
+def test_without_a_calibration_nothing_is_flagged(make_settings, serve, tiny_checkpoint, tmp_path, test_png):
+    checkpoint = tmp_path / "uncalibrated"
+    shutil.copytree(tiny_checkpoint, checkpoint, ignore=shutil.ignore_patterns(OOD_FILE))
+    uncalibrated = serve(make_settings(checkpoint=checkpoint, data_dir=None))
+    body = classify(uncalibrated, checkerboard_png()).json()
+    assert body["out_of_distribution"] is None and body["ood"] is None
