@@ -76,7 +76,7 @@ with right:
     if result["out_of_distribution"]:
         st.warning(low_confidence(result["ood"]), icon=":material/help:")
     guess = ", a guess" if result["out_of_distribution"] else ""
-    st.subheader(f"{best['label']} ({best['score']:.0%}{guess})")
+    st.subheader(f"{best['label']} ({best['score']:.0%}){guess}")
     st.bar_chart(pd.DataFrame(predictions), x="label", y="score", horizontal=True, sort="-score")
     if ood := result["ood"]:
         st.caption(

@@ -155,7 +155,7 @@ def test_classify_says_none_of_these_for_a_drawn_image():
     assert not page.exception
     assert "None of these / low confidence" in texts(page, "warning")
     assert "unlike the images the model learned from" in texts(page, "warning")
-    assert page.subheader[0].value.endswith(", a guess)")
+    assert re.fullmatch(r".+ \(\d+%\), a guess", page.subheader[0].value)
 
 
 def test_classify_of_a_dataset_image_gives_no_notice_when_the_api_does_not(monkeypatch):
