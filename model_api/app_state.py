@@ -42,7 +42,7 @@ class AppState:
         if not self.writes_enabled:
             log.warning("gallery writes are disabled: the server has no CLIP_API_KEY (uploads and deletes get 403)")
         try:
-            self.model = ServedModel.load(settings.checkpoint, settings.text_cache_size, settings.text_encoder_path)
+            self.model = ServedModel.load(settings)
             log.info("loaded checkpoint %s (sha256 %s)", settings.checkpoint, self.model.sha256[:12])
             store = SqliteStore(settings.store_dir / "gallery.sqlite3")
             self.gallery = Gallery.load(

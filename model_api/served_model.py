@@ -27,7 +27,9 @@ from .clip.inference import (
     rank_labels,
 )
 from .clip.model import Clip
+from .clip.onnx_text import use_text_backend
 from .clip.ood import OodVerdict, read_calibration
+from .settings import Settings
 
 # A captioned upload is also indexed for text search as normalize(image + CAPTION_WEIGHT * caption).
 # Measured on the shipped checkpoint (12 drawn 32x32 uploads with captions such as "my hand drawn
@@ -89,9 +91,11 @@ class ServedModel:
         self._labels = LruCache(cache_size)
 
     @classmethod
-    def load(cls, checkpoint: Path, cache_size: int, text_encoder_path: Path | None = None) -> ServedModel:
-        model, config = load_checkpoint(checkpoint, text_encoder_path)
-        return cls(model, config, checkpoint, cache_size)
+    def load(cls, settings: Settings) -> ServedModel:
+        """The checkpoint the settings name, its text tower on the runtime they choose."""
+        model, config = load_checkpoint(settings.checkpoint, settings.text_encoder_path)
+        use_text_backend(model, settings.text_backend, settings.cache_dir / "onnx", settings.text_threads)
+        return cls(model, config, settings.checkpoint, settings.text_cache_size)
 
     @property
     def classes(self) -> list[str]:

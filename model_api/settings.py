@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .clip.data import DEFAULT_CACHE_DIR, HUB_NAME
 from .clip.index import EXACT_SEARCH_MAX
+from .clip.onnx_text import TextBackend
 
 
 class Settings(BaseSettings):
@@ -21,7 +22,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("CLIP_DATA_SOURCE", "CIFAR10_DATA"),
         description="dataset: local copy in the hub's layout, or hub name",
     )
-    cache_dir: Path = Field(DEFAULT_CACHE_DIR, description="decoded dataset arrays, shared with main.py")
+    cache_dir: Path = Field(
+        DEFAULT_CACHE_DIR, description="decoded dataset arrays (shared with main.py) and the exported text tower"
+    )
     text_encoder_path: Path | None = Field(
         None, description="local copy of the sentence encoder (default: the packaged copy, else the hub)"
     )
@@ -39,6 +42,10 @@ class Settings(BaseSettings):
     max_batch_files: int = Field(32, gt=0)
     exact_search_max: int = Field(EXACT_SEARCH_MAX, ge=0, description="above this many vectors, search with FAISS")
     text_cache_size: int = Field(4096, ge=0)
+    # ONNX Runtime runs a first-seen query's MiniLM forward in a third of PyTorch's CPU time, to
+    # the same embedding (BENCHMARKS.md, model API); torch is the reference it is tested against.
+    text_backend: TextBackend = Field("onnx", description="runtime of the frozen MiniLM text tower: onnx or torch")
+    text_threads: int = Field(1, ge=1, description="ONNX Runtime threads per text query")
     # Requests already run in parallel in the server's thread pool; a multi-threaded BLAS per
     # request made the threads spin against each other (BENCHMARKS.md, model API).
     blas_threads: int = Field(1, ge=1, description="BLAS threads per exact-search matrix product")

@@ -1,0 +1,189 @@
+"""The frozen sentence tower run by ONNX Runtime: the same function as `FrozenSentenceEncoder`
+(texts -> unit sentence embeddings) at about a third of its CPU time per query (BENCHMARKS.md,
+first-seen text queries), so a query the service has never seen is fast as well as a cached one.
+
+The PyTorch model stays the reference and the source: the graph is exported from it with
+torch.onnx the first time these weights are served and kept on disk under a key of the weights,
+so later starts load it in a fraction of a second and other weights export their own. Token ids
+come from the sentence-transformers model's own tokenizer, so both paths see the same input.
+
+The graph ends at the unit sentence embedding; the CLIP's trained projection and
+standardisation stay in PyTorch. They are one 384x256 product per query, they belong to a
+checkpoint rather than to the tower, and outside the graph one export serves every checkpoint
+trained on this tower.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import onnxruntime
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .model import Clip
+from .text_encoder import FrozenSentenceEncoder, PretrainedTextEncoder, TextEncoderUnavailableError
+
+log = logging.getLogger(__name__)
+
+TextBackend = Literal["onnx", "torch"]
+INPUTS = ("input_ids", "attention_mask")
+# Not "embedding": the exporter gives that name to one of BERT's weights, and a graph with two
+# values of one name does not load.
+OUTPUT = "sentence_embedding"
+# What the exported graph computes; part of the cache key, so changing it re-exports.
+GRAPH = "transformer+mean-pooling+l2-normalise/v1"
+BATCH = 256  # texts per run, as the PyTorch path batches them
+
+
+class MeanPooledTower(nn.Module):
+    """The sentence-transformers pipeline this backend supports (transformer, mean pooling over
+    the attention mask, L2 normalisation) as one module to export."""
+
+    def __init__(self, transformer: nn.Module) -> None:
+        super().__init__()
+        self.transformer = transformer
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T) token ids and mask -> (B, D) unit vectors."""
+        hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, T, D)
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+        return F.normalize((hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9), dim=-1)
+
+
+def exportable_transformer(sentence_model: Any) -> nn.Module:
+    """The Hugging Face transformer inside `sentence_model`, if the model is one `MeanPooledTower`
+    reproduces; a clear error otherwise (the torch backend runs any sentence encoder)."""
+    from sentence_transformers.models import Normalize, Pooling, Transformer
+
+    modules = list(sentence_model)
+    if (
+        len(modules) == 3
+        and isinstance(modules[0], Transformer)
+        and isinstance(modules[1], Pooling)
+        and modules[1].get_config_dict().get("pooling_mode") == "mean"
+        and isinstance(modules[2], Normalize)
+    ):
+        return modules[0].auto_model
+    raise TextEncoderUnavailableError(
+        "the onnx text backend exports mean-pooled, normalised sentence encoders only; "
+        f"this one is {[type(module).__name__ for module in modules]}: use CLIP_TEXT_BACKEND=torch"
+    )
+
+
+def weights_key(transformer: nn.Module) -> str:
+    """16 hex digits naming these weights and what the graph computes with them."""
+    digest = hashlib.sha256(GRAPH.encode())
+    for name, tensor in sorted(transformer.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().contiguous().numpy())
+    return digest.hexdigest()[:16]
+
+
+@contextmanager
+def eager_attention(transformer: Any) -> Iterator[None]:
+    """Export the attention as plain matmul and softmax, which ONNX Runtime fuses into its own
+    attention kernel (~4% faster per query than the exported SDPA graph; BENCHMARKS.md)."""
+    previous = transformer.config._attn_implementation
+    transformer.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        transformer.set_attn_implementation(previous)
+
+
+@contextmanager
+def quiet_exporter() -> Iterator[None]:
+    """The exporter's libraries log every graph rewrite at INFO and warn about their own
+    deprecations; the export runs once, at start-up, and the service's log need show none of it."""
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir", "torch.onnx")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def export(sentence_model: Any, transformer: nn.Module, path: Path) -> None:
+    """Write the tower's graph to `path` (atomically: an interrupted export leaves no file)."""
+    sample = sentence_model.preprocess(["a photo of a cat.", "a dog"])
+    batch, length = torch.export.Dim("batch"), torch.export.Dim("length")
+    with eager_attention(transformer), quiet_exporter(), torch.no_grad():
+        program = torch.onnx.export(
+            MeanPooledTower(transformer).eval(),
+            tuple(sample[name] for name in INPUTS),
+            input_names=list(INPUTS),
+            output_names=[OUTPUT],
+            dynamic_shapes={name: {0: batch, 1: length} for name in INPUTS},
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    program.save(str(tmp))
+    os.replace(tmp, path)
+
+
+def cached_graph(sentence_model: Any, cache_dir: Path) -> Path:
+    """The tower's ONNX file in `cache_dir`, exported first if these weights have none yet."""
+    transformer = exportable_transformer(sentence_model)
+    path = Path(cache_dir) / f"sentence-tower-{weights_key(transformer)}.onnx"
+    if not path.exists():
+        log.info("exporting the text tower to %s (once for these weights)", path)
+        export(sentence_model, transformer, path)
+    return path
+
+
+def open_session(path: Path, threads: int) -> onnxruntime.InferenceSession:
+    options = onnxruntime.SessionOptions()
+    # Requests run in parallel in the server's threads, so each run gets `threads` of its own.
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # Idle workers that spin take the CPU from the other request threads (as OpenBLAS's did;
+    # BENCHMARKS.md, model API).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxSentenceEncoder:
+    """`FrozenSentenceEncoder`'s function through ONNX Runtime. Not an nn.Module either, for
+    the same reason: nothing here trains or belongs in a checkpoint."""
+
+    def __init__(self, reference: FrozenSentenceEncoder, cache_dir: Path, threads: int = 1) -> None:
+        """reference: the PyTorch tower, exported from and kept for its tokenizer and vocabulary."""
+        self.model = reference.model
+        self.dim = self.model.get_embedding_dimension()
+        self.session = open_session(cached_graph(self.model, cache_dir), threads)
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        """Texts -> (N, embedding_dim) float32 unit vectors."""
+        chunks = [self._run(texts[start : start + BATCH]) for start in range(0, len(texts), BATCH)]
+        return torch.from_numpy(np.concatenate(chunks)) if chunks else torch.empty(0, self.dim)
+
+    def _run(self, texts: list[str]) -> np.ndarray:
+        inputs = self.model.preprocess(texts)
+        return self.session.run([OUTPUT], {name: inputs[name].numpy() for name in INPUTS})[0]
+
+
+def use_text_backend(model: Clip, backend: TextBackend, cache_dir: Path, threads: int = 1) -> Clip:
+    """Run `model`'s frozen sentence tower on `backend`; the scratch tower, small and trained,
+    always runs in PyTorch. -> the same model."""
+    if backend == "onnx" and isinstance(model.text, PretrainedTextEncoder):
+        model.text.frozen = OnnxSentenceEncoder(model.text.frozen, cache_dir, threads)
+    return model

@@ -1,0 +1,32 @@
+"""The service runs the text tower on the backend its settings name, to the same query vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from model_api.clip.checkpoint import save_checkpoint
+from model_api.clip.model import Clip
+from model_api.clip.onnx_text import OnnxSentenceEncoder
+from model_api.clip.text_encoder import FrozenSentenceEncoder
+from model_api.served_model import ServedModel
+from tests.api.conftest import build_settings
+from tests.conftest import CAPTIONS, TINY_MINILM_MODEL
+
+
+def test_the_text_backend_setting_picks_the_runtime_and_both_serve_the_same_vectors(tmp_path) -> None:
+    torch.manual_seed(0)
+    save_checkpoint(Clip(TINY_MINILM_MODEL, CAPTIONS), tmp_path / "checkpoint", {})
+    served = {
+        backend: ServedModel.load(
+            build_settings(
+                tmp_path / "checkpoint", None, tmp_path / "store", text_backend=backend, cache_dir=tmp_path / "cache"
+            )
+        )
+        for backend in ("onnx", "torch")
+    }
+    assert isinstance(served["onnx"].model.text.frozen, OnnxSentenceEncoder)
+    assert isinstance(served["torch"].model.text.frozen, FrozenSentenceEncoder)
+    assert len(list((tmp_path / "cache" / "onnx").glob("sentence-tower-*.onnx"))) == 1  # exported where settings say
+    for query in ("a red sports car", "a fluffy dgo"):
+        assert np.dot(served["onnx"].text_vector(query), served["torch"].text_vector(query)) >= 0.999
