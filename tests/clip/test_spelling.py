@@ -40,3 +40,29 @@ def test_the_pretrained_tower_corrects_queries_but_never_training_captions() -> 
         caption, clean = model.text.prepare(["a photo of a dgo"]), model.text.prepare(["a photo of a dog"])
     torch.testing.assert_close(typed, meant)
     assert not torch.allclose(caption, clean)
+
+
+def test_the_deletion_index_finds_what_comparing_every_caption_word_finds() -> None:
+    """The candidates the index offers must lose no correction: on slips of the shipped caption
+    words (swaps, deletions, doubled and replaced letters; two of them in long words), the result
+    equals the closest caption word found by comparing the slip with every one."""
+    speller = SpellingCorrector(set(), CAPTIONS.all_class_captions())
+    words = sorted(speller.frequency)[::20]
+    slips = {word[:i] + word[i + 1] + word[i] + word[i + 2 :] for word in words for i in range(len(word) - 1)}
+    slips |= {word[:i] + word[i + 1 :] for word in words for i in range(len(word))}
+    slips |= {word[:i] + "xq"[i % 2] + word[i:] for word in words for i in range(len(word))}
+    slips |= {word[1] + word[0] + word[2:-1] for word in words if len(word) > 8}  # swap and deletion
+    corrected = 0
+    left_alone = {
+        slip
+        for slip in slips
+        if len(slip) < 3 or slip in speller.known or (slip.endswith("s") and slip[:-1] in speller.known)
+    }
+    for slip in sorted(slips - left_alone):
+        limit = 1 if len(slip) <= 8 else 2
+        scanned = [(edit_distance(slip, word), -count, word) for word, count in speller.frequency.items()]
+        within = [candidate for candidate in scanned if candidate[0] <= limit]
+        closest = min(within)[2] if within else slip
+        assert speller.correct_word(slip) == closest, slip
+        corrected += closest != slip
+    assert corrected > 300, corrected  # the slips do reach caption words
