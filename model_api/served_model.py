@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .clip.checkpoint import load_checkpoint, read_metrics, weights_sha256
+from .clip.hardware import resolve_device
 from .clip.inference import (
     IMAGE_EMBEDDING,
     Ranking,
@@ -93,7 +94,8 @@ class ServedModel:
     @classmethod
     def load(cls, settings: Settings) -> ServedModel:
         """The checkpoint the settings name, its text tower on the runtime they choose."""
-        model, config = load_checkpoint(settings.checkpoint, settings.text_encoder_path)
+        device = resolve_device(settings.device)  # CLIP_DEVICE; the index searches on the CPU (numpy, FAISS)
+        model, config = load_checkpoint(settings.checkpoint, settings.text_encoder_path, device)
         use_text_backend(model, settings.text_backend, settings.cache_dir / "onnx", settings.text_threads)
         return cls(model, config, settings.checkpoint, settings.text_cache_size)
 

@@ -8,6 +8,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .clip.data import DEFAULT_CACHE_DIR, HUB_NAME
+from .clip.hardware import DeviceName
 from .clip.index import EXACT_SEARCH_MAX
 from .clip.onnx_text import TextBackend
 
@@ -28,6 +29,7 @@ class Settings(BaseSettings):
     text_encoder_path: Path | None = Field(
         None, description="local copy of the sentence encoder (default: the packaged copy, else the hub)"
     )
+    device: DeviceName = Field("auto", description="where the model computes: auto (a GPU if there is one), cpu, cuda")
     dataset_gallery: bool = Field(True, description="put the dataset's test split in the gallery")
     store_dir: Path = Field(Path(".cache/gallery"), description="SQLite gallery and cached embeddings")
     api_key: SecretStr | None = Field(None, description="key for gallery writes; unset refuses writes")

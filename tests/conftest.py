@@ -9,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from model_api.clip.captions import CIFAR10_CAPTIONS, CaptionSet
 from model_api.clip.config import ClipConfig, ImageEncoderConfig, TextEncoderConfig, TrainConfig
 from model_api.clip.data import load_cifar10
+from model_api.clip.hardware import Device
 
 CAPTIONS = CaptionSet.read(CIFAR10_CAPTIONS)  # the shipped caption set: the tiny data has its classes
 
@@ -32,9 +34,12 @@ TINY_RECIPE = TrainConfig(
     val_size=40,
     captions_per_step=32,
     ema_start_epoch=1,
-    bf16=False,
     attribute_caption_share=0.0,
 )
+# fp32 on the CPU: the tiny runs train alike on every CPU, with bf16 kernels or without.
+TINY_DEVICE = Device(torch.device("cpu"), autocast_dtype=None)
+# Tests of the GPU path run where torch sees one, and skip elsewhere.
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="torch sees no GPU")
 
 
 def synthetic_image(label: int, rng: np.random.Generator) -> np.ndarray:
@@ -92,7 +97,7 @@ def tiny_run(tiny_data, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from model_api.clip.train import Trainer
 
     output = tmp_path_factory.mktemp("tiny_run")
-    Trainer(tiny_data, TINY_MODEL, TINY_RECIPE, output, CAPTIONS).fit()
+    Trainer(tiny_data, TINY_MODEL, TINY_RECIPE, output, CAPTIONS, device=TINY_DEVICE).fit()
     return output
 
 

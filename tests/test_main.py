@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from model_api.clip.checkpoint import weights_sha256
+from model_api.clip.checkpoint import load_checkpoint, weights_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,6 +39,26 @@ def test_train_writes_a_checkpoint(run, tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "best" / "model.safetensors").exists() and (tmp_path / "last_state.pt").exists()
     assert "epoch 1/1" in result.stderr  # the per-epoch log line
+
+
+def test_torchrun_trains_on_two_processes_and_rank_0_alone_logs_and_writes(
+    tiny_data_dir, isolated_cache, tmp_path
+) -> None:
+    env = {**os.environ, "CIFAR10_DATA": str(tiny_data_dir), "CLIP_CACHE_DIR": str(isolated_cache)}
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    args = ["--mode", "TRAIN", "--epochs", "1", "--batch-size", "64", "--val-size", "40", "--text-encoder", "scratch"]
+    command = [*torchrun, str(ROOT / "main.py"), *args, "--device", "cpu", "--output", str(tmp_path)]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("epoch 1/1 loss") == 1 and result.stdout.count("best validation accuracy") == 1
+    _, config = load_checkpoint(tmp_path / "best")
+    assert config["trained_on"]["processes"] == 2
+
+
+def test_cuda_without_a_gpu_is_a_one_line_error(run, tiny_checkpoint) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("torch sees a GPU")
+    assert_one_line_error(run("--checkpoint", str(tiny_checkpoint), "--device", "cuda"), "sees no GPU")
 
 
 def test_test_mode_prints_and_writes_the_report(run, tiny_checkpoint, tmp_path) -> None:

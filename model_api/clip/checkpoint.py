@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from .captions import CAPTIONS_FILE, CaptionSet, CaptionSetError
 from .config import ClipConfig
+from .hardware import Device
 from .inference import prepare_for_inference
 from .model import Clip
 
@@ -80,11 +81,13 @@ def read_captions(directory: Path) -> CaptionSet:
         ) from error
 
 
-def load_checkpoint(directory: Path | str, text_encoder_path: Path | None = None) -> tuple[Clip, dict[str, Any]]:
+def load_checkpoint(
+    directory: Path | str, text_encoder_path: Path | None = None, device: Device | None = None
+) -> tuple[Clip, dict[str, Any]]:
     """-> (model ready for inference, the config.json contents).
 
     text_encoder_path: a local copy of the pretrained sentence encoder the config names, if not
-    the packaged copy or the hub.
+    the packaged copy or the hub. device: where the model computes (default: the CPU).
     """
     directory = Path(directory)
     config = read_config(directory)
@@ -98,7 +101,7 @@ def load_checkpoint(directory: Path | str, text_encoder_path: Path | None = None
         raise
     except Exception as error:  # safetensors, shape, config and text-tower errors all mean "cannot load"
         raise CheckpointError(f"cannot load checkpoint {directory}: {error}") from error
-    return prepare_for_inference(model), config
+    return prepare_for_inference(model, device), config
 
 
 def weights_sha256(directory: Path | str) -> str:

@@ -10,8 +10,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from .hardware import bf16_is_fast
-
 
 @dataclass(frozen=True)
 class ImageEncoderConfig:
@@ -129,7 +127,6 @@ class TrainConfig:
     whiten_bias_epochs: int = 3
     ema_every: int = 5  # weight averaging, from `ema_start_epoch` on
     ema_start_epoch: int = 3
-    bf16: bool = field(default_factory=bf16_is_fast)  # autocast only where the CPU has bf16 kernels
 
     def __post_init__(self) -> None:
         if self.image_optimizer not in IMAGE_OPTIMIZERS:

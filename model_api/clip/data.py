@@ -141,18 +141,20 @@ def _write_cache(cache: Path, arrays: dict[str, np.ndarray], meta: dict) -> None
 def augment(images: torch.Tensor, translate: int, generator: torch.Generator) -> torch.Tensor:
     """Random horizontal flip and translation by up to `translate` px (reflect padding).
 
-    images: (N, 3, H, W) uint8 -> same shape. Each image gets its own flip and offset; the
-    work is done per offset value over whole groups of images, not per image.
+    images: (N, 3, H, W) uint8 on any device -> same shape, same device. Each image gets its own
+    flip and offset; the work is done per offset value over whole groups of images, not per
+    image. The random draws come from `generator` on the CPU, so a run augments alike on every
+    device and every process.
     """
     n, _, h, w = images.shape
-    flip = torch.rand(n, generator=generator) < 0.5
+    flip = (torch.rand(n, generator=generator) < 0.5).to(images.device)
     images = torch.where(flip[:, None, None, None], images.flip(-1), images)
     if translate == 0:
         return images
     padded = torch.nn.functional.pad(images.float(), (translate,) * 4, mode="reflect").to(images.dtype)
     out = torch.empty_like(images)
-    dx = torch.randint(0, 2 * translate + 1, (n,), generator=generator)
-    dy = torch.randint(0, 2 * translate + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * translate + 1, (n,), generator=generator).to(images.device)
+    dy = torch.randint(0, 2 * translate + 1, (n,), generator=generator).to(images.device)
     for x in range(2 * translate + 1):
         for y in range(2 * translate + 1):
             chosen = (dx == x) & (dy == y)

@@ -6,6 +6,10 @@ a FAISS IVF index (inner product, which is cosine on unit vectors) answers inste
 vectors stay as the source of truth for rebuilds and lookups by key. `benchmarks/index_benchmark.py`
 measures where the switch pays.
 
+Given a torch `device` (the GPU the model runs on), the exact product runs there instead, on a
+copy of the vectors made at the first search after a change; FAISS stays on the CPU (this
+project installs faiss-cpu).
+
 Thread-safe: one lock serialises changes and searches (a search at the exact size holds it
 for about a millisecond).
 """
@@ -17,6 +21,7 @@ import threading
 
 import faiss
 import numpy as np
+import torch
 
 Hit = tuple[int, float]  # (key, cosine similarity)
 
@@ -26,10 +31,15 @@ EXACT_SEARCH_MAX = 100_000
 
 
 class EmbeddingIndex:
-    def __init__(self, dim: int, exact_max: int = EXACT_SEARCH_MAX, nprobe: int = 32) -> None:
+    def __init__(
+        self, dim: int, exact_max: int = EXACT_SEARCH_MAX, nprobe: int = 32, device: torch.device | None = None
+    ) -> None:
+        """device: where exact search multiplies (default: numpy on the CPU)."""
         self.dim = dim
         self.exact_max = exact_max
         self.nprobe = nprobe
+        self.device = device
+        self._on_device: torch.Tensor | None = None  # (size, D) copy on `device`; None: stale or unused
         self._vectors = np.empty((0, dim), dtype=np.float32)  # (capacity, D); rows [:size] are live
         self._keys = np.empty(0, dtype=np.int64)  # (capacity,)
         self._size = 0
@@ -58,6 +68,7 @@ class EmbeddingIndex:
             self._vectors[rows], self._keys[rows] = vectors, keys
             self._row_of.update(zip(keys.tolist(), range(rows.start, rows.stop), strict=True))
             self._size = rows.stop
+            self._on_device = None
             if self._ann is not None and self._size <= 4 * self._ann_trained_on:
                 self._ann.add_with_ids(vectors, keys)
             else:
@@ -76,6 +87,7 @@ class EmbeddingIndex:
                     self._vectors[row], self._keys[row] = self._vectors[last], self._keys[last]
                     self._row_of[int(self._keys[row])] = row
                 self._size = last
+            self._on_device = None
             if self._ann is not None:
                 self._ann.remove_ids(np.asarray(keys, dtype=np.int64))
                 self._sync_ann()
@@ -105,12 +117,21 @@ class EmbeddingIndex:
         ]
 
     def _exact_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.device is not None:
+            return self._device_search(queries, k)
         scores = queries @ self._vectors[: self._size].T  # (Q, N)
         # argpartition finds the top k in O(N); only those k are then sorted.
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (Q, k) unordered
         top_scores = np.take_along_axis(scores, top, axis=1)
         order = np.argsort(-top_scores, axis=1, kind="stable")
         return np.take_along_axis(top_scores, order, axis=1), self._keys[np.take_along_axis(top, order, axis=1)]
+
+    def _device_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._on_device is None:
+            self._on_device = torch.from_numpy(self._vectors[: self._size]).to(self.device)
+        scores = torch.from_numpy(queries).to(self.device) @ self._on_device.T  # (Q, N)
+        top_scores, top = scores.topk(k, dim=1)  # (Q, k), best first
+        return top_scores.cpu().numpy(), self._keys[top.cpu().numpy()]
 
     def _reserve(self, size: int) -> None:
         """Grow the buffers geometrically so n single adds cost O(n) copies, not O(n^2)."""

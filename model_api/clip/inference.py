@@ -1,8 +1,11 @@
-"""Batched, gradient-free encoding and zero-shot classification on CPU.
+"""Batched, gradient-free encoding and zero-shot classification, on the model's device.
 
 channels_last memory, and bfloat16 autocast where the CPU has bf16 kernels (`hardware`), gave
 the largest measured CPU speedups for this network (see BENCHMARKS.md); both keep embeddings
-within rounding of fp32. `bf16=None` means: bf16 exactly where it is fast.
+within rounding of fp32. `device` (a `hardware.Device`) says where and in what precision the
+model computes; `None` means the device its weights are on, in that device's precision. Images
+travel to it as uint8, batch by batch; embeddings come back to the CPU, where the store, the
+numpy index and the metrics are.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from .data import to_float
-from .hardware import bf16_is_fast
+from .hardware import Device, device_of, resolve_device
 from .model import Clip
 
 Ranking = list[tuple[str, float]]  # (label, probability), most likely first
@@ -24,19 +27,20 @@ IMAGE_EMBEDDING = "flip-averaged"
 
 
 @contextlib.contextmanager
-def inference_mode(bf16: bool | None = None) -> Iterator[None]:
-    enabled = bf16_is_fast() if bf16 is None else bf16
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+def inference_mode(device: Device | None = None) -> Iterator[None]:
+    """No autograd, and the device's autocast (default: the CPU's)."""
+    with torch.inference_mode(), (device or resolve_device("cpu")).autocast():
         yield
 
 
-def prepare_for_inference(model: Clip) -> Clip:
-    """Eval mode and channels_last weights: do this once after loading."""
-    return model.eval().to(memory_format=torch.channels_last)
+def prepare_for_inference(model: Clip, device: Device | None = None) -> Clip:
+    """Eval mode, on the device (default: the CPU), in its memory format: do this once after loading."""
+    device = device or resolve_device("cpu")
+    return model.eval().to(device.torch_device, memory_format=device.memory_format)
 
 
 def embed_images(
-    model: Clip, images: torch.Tensor, batch_size: int = 256, bf16: bool | None = None, mirror: bool = True
+    model: Clip, images: torch.Tensor, batch_size: int = 256, device: Device | None = None, mirror: bool = True
 ) -> torch.Tensor:
     """(N, 3, 32, 32) uint8 -> (N, D) float32 unit vectors.
 
@@ -45,31 +49,32 @@ def embed_images(
     and retrieval for twice the encoding work (BENCHMARKS.md). The gallery pays that once when
     it indexes; one upload hardly notices. `mirror=False` encodes the image alone.
     """
-    views = _encode(model, images, batch_size, bf16, mirror)  # (N, V, D)
+    views = _encode(model, images, batch_size, device, mirror)  # (N, V, D)
     return average_views(views[:, 0], views[:, 1]) if mirror else views[:, 0]
 
 
 def embed_views(
-    model: Clip, images: torch.Tensor, batch_size: int = 256, bf16: bool | None = None
+    model: Clip, images: torch.Tensor, batch_size: int = 256, device: Device | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 3, 32, 32) uint8 -> the (N, D) unit embeddings of the images and of their mirror
     images, for callers that score one view and the served average side by side."""
-    views = _encode(model, images, batch_size, bf16, mirror=True)
+    views = _encode(model, images, batch_size, device, mirror=True)
     return views[:, 0], views[:, 1]
 
 
-def _encode(model: Clip, images: torch.Tensor, batch_size: int, bf16: bool | None, mirror: bool) -> torch.Tensor:
+def _encode(model: Clip, images: torch.Tensor, batch_size: int, device: Device | None, mirror: bool) -> torch.Tensor:
     """(N, 3, 32, 32) uint8 -> (N, V, D): V = 2 (image, mirror image) with `mirror`, else 1. An
     image and its mirror go through the tower in the same batch: one forward pass for both."""
+    device = device or device_of(model)
     views = 2 if mirror else 1
     chunks = []
-    with inference_mode(bf16):
+    with inference_mode(device):
         for start in range(0, len(images), batch_size):
-            batch = to_float(images[start : start + batch_size])
+            batch = to_float(images[start : start + batch_size].to(device.torch_device))
             if mirror:
                 batch = torch.cat([batch, batch.flip(-1)])
-            embeddings = model.encode_image(batch.contiguous(memory_format=torch.channels_last))  # (V*B, D)
-            chunks.append(torch.stack(embeddings.chunk(views), dim=1))  # (B, V, D)
+            embeddings = model.encode_image(batch.contiguous(memory_format=device.memory_format))  # (V*B, D)
+            chunks.append(torch.stack(embeddings.chunk(views), dim=1).cpu())  # (B, V, D)
     return torch.cat(chunks) if chunks else torch.empty(0, views, model.config.embed_dim)
 
 
@@ -78,24 +83,25 @@ def average_views(embeddings: torch.Tensor, mirrored: torch.Tensor) -> torch.Ten
     return torch.nn.functional.normalize(embeddings + mirrored, dim=-1)
 
 
-def embed_texts(model: Clip, texts: Sequence[str], bf16: bool | None = None) -> torch.Tensor:
+def embed_texts(model: Clip, texts: Sequence[str], device: Device | None = None) -> torch.Tensor:
     """Texts -> (N, D) float32 unit vectors."""
-    with inference_mode(bf16):
-        return model.encode_text(list(texts))
+    with inference_mode(device or device_of(model)):
+        return model.encode_text(list(texts)).cpu()
 
 
-def embed_labels(model: Clip, labels: Sequence[str], bf16: bool | None = None) -> torch.Tensor:
+def embed_labels(model: Clip, labels: Sequence[str], device: Device | None = None) -> torch.Tensor:
     """One embedding per label: the renormalised mean over its prompt ensemble (the templates of
     the model's caption set). -> (L, D)"""
     prompts = [prompt for label in labels for prompt in model.captions.label_prompts(label)]
-    per_prompt = embed_texts(model, prompts, bf16).view(len(labels), -1, model.config.embed_dim)
+    per_prompt = embed_texts(model, prompts, device).view(len(labels), -1, model.config.embed_dim)
     return torch.nn.functional.normalize(per_prompt.mean(dim=1), dim=-1)
 
 
 def label_probabilities(model: Clip, image_embeddings: torch.Tensor, label_embeddings: torch.Tensor) -> torch.Tensor:
     """(N, D) x (L, D) -> (N, L) softmax over labels at the model's learned temperature."""
     with torch.inference_mode():
-        return (model.scale() * image_embeddings @ label_embeddings.T).softmax(dim=-1)
+        scale = model.scale().to(image_embeddings.device)
+        return (scale * image_embeddings @ label_embeddings.T).softmax(dim=-1)
 
 
 def rank_labels(

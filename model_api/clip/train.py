@@ -4,7 +4,10 @@ Recipe (after airbench94 and airbench94_muon, adapted to a contrastive objective
 whitening stem, Muon for the conv filters and Nesterov SGD for the rest of the image side with
 a triangular learning-rate schedule, AdamW for the text tower, label-aware contrastive loss with
 label smoothing, Lookahead-style weight averaging, flip + translate augmentation, channels_last,
-and bfloat16 autocast where the CPU has bf16 kernels.
+and the autocast precision of the device it trains on (`hardware.Device`: bf16 where the CPU has
+bf16 kernels, bf16 or fp16 on a GPU). The data and its augmentation live on that device. Under
+torchrun each process trains on its shard of every global batch (`distributed`); rank 0 alone
+writes the output directory.
 
 Output directory layout:
   best/            checkpoint with the best validation accuracy (safetensors + config.json)
@@ -28,12 +31,14 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from . import plots
+from . import distributed, plots
 from .attributes import NONE_CODE
 from .captions import CaptionSet, statable
 from .checkpoint import atomic_write_text, save_checkpoint
 from .config import ClipConfig, TrainConfig
 from .data import Cifar10, Split, augment, to_float
+from .distributed import SINGLE_PROCESS, Ranks, gather
+from .hardware import Device, resolve_device
 from .inference import embed_images, embed_labels
 from .loss import LabelAwareContrastiveLoss, label_positives
 from .model import Clip
@@ -175,12 +180,17 @@ class WeightAverager:
 
 
 @torch.no_grad()
-def zero_shot_accuracy(model: Clip, split: Split, classes: tuple[str, ...]) -> float:
+def zero_shot_accuracy(
+    model: Clip, split: Split, classes: tuple[str, ...], device: Device, ranks: Ranks = SINGLE_PROCESS
+) -> float:
+    """Each process scores its shard of the split; the mean is taken over all of them."""
     model.eval()
-    class_embeddings = embed_labels(model, classes)
+    class_embeddings = embed_labels(model, classes, device)
+    shard = ranks.shard(torch.arange(len(split)))
     # One view: validation runs every epoch, and selecting by it needs no test-time augmentation.
-    predictions = (embed_images(model, split.images, mirror=False) @ class_embeddings.T).argmax(dim=1)
-    return (predictions == split.labels).float().mean().item()
+    predictions = (embed_images(model, split.images[shard], device=device, mirror=False) @ class_embeddings.T).argmax(1)
+    correct = (predictions == split.labels[shard]).float().to(device.torch_device)
+    return gather(correct, ranks, len(split)).mean().item()
 
 
 class DataCaptionMismatchError(ValueError):
@@ -200,24 +210,44 @@ class Trainer:
         output: Path,
         captions: CaptionSet,
         text_encoder_path: Path | None = None,
+        device: Device | None = None,
+        ranks: Ranks = SINGLE_PROCESS,
     ) -> None:
-        """captions: what the text tower trains on; its classes must be the dataset's, in label order."""
+        """captions: what the text tower trains on; its classes must be the dataset's, in label order.
+        device: where it trains (default: the CPU); ranks: this process's place under torchrun."""
         if captions.classes != data.classes:
             raise DataCaptionMismatchError(
                 f"the caption set's classes {list(captions.classes)} are not the dataset's {list(data.classes)}"
             )
         self.data, self.model_config, self.recipe, self.output = data, model_config, recipe, output
+        self.device, self.ranks = device or resolve_device("cpu"), ranks
         self.train_split, self.val_split = data.train_val(recipe.val_size, seed=0)
-        torch.manual_seed(recipe.seed)
-        self.model = Clip(model_config, captions, text_encoder_path).to(memory_format=torch.channels_last)
-        self.model.visual.init_whitening(to_float(self.train_split.images[:5000]))
+        self.images = self.train_split.images.to(self.device.torch_device)  # (N, 3, 32, 32) uint8
+        torch.manual_seed(recipe.seed)  # the same initial weights in every process
+        self.model = Clip(model_config, captions, text_encoder_path).to(
+            self.device.torch_device, memory_format=self.device.memory_format
+        )
+        self.model.visual.init_whitening(to_float(self.images[:5000]))
+        self.network = distributed.wrap(self.model, self.device, ranks)  # what the training steps run through
         self.optimizers = build_optimizers(self.model, recipe)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.device.scales_loss)
         self.averager = WeightAverager(self.model)
         self.captions = CaptionSampler(self.model, recipe.attribute_caption_share)
         self.loss_fn = LabelAwareContrastiveLoss(recipe.label_smoothing)
         self.steps_per_epoch = math.ceil(len(self.train_split) / recipe.batch_size)
         self.total_steps = recipe.epochs * self.steps_per_epoch
         self.epoch, self.history, self.best_accuracy = 0, [], -1.0
+        self.check_shards()
+
+    def check_shards(self) -> None:
+        """BatchNorm needs two rows or more in every process's shard, the last batch's included."""
+        last_batch = len(self.train_split) - (self.steps_per_epoch - 1) * self.recipe.batch_size
+        if min(last_batch, self.recipe.captions_per_step) < 2 * self.ranks.world_size:
+            raise ValueError(
+                f"{self.ranks.world_size} processes need at least {2 * self.ranks.world_size} images and captions "
+                f"per batch (the last batch has {last_batch} images, each batch {self.recipe.captions_per_step} "
+                "captions): use fewer processes or another batch size"
+            )
 
     # --- resumable state ---------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -232,6 +262,7 @@ class Trainer:
             "best_accuracy": self.best_accuracy,
             "recipe": json.dumps(self.recipe.to_dict()),
             "model_config": json.dumps(self.model_config.to_dict()),
+            "scaler": self.scaler.state_dict(),  # empty unless fp16 scales the loss
         }
 
     def save_state(self) -> None:
@@ -241,10 +272,21 @@ class Trainer:
 
     def resume(self) -> None:
         path = self.output / STATE_FILE
-        if not path.exists():
+        if path.exists():
+            self.load_state(path)
+        else:
             log.info("no %s in %s: starting from scratch", STATE_FILE, self.output)
-            return
-        state = torch.load(path, weights_only=True)  # restricted unpickler: tensors and primitives only
+        # Each process reads the state itself: on several machines they must all see the same one.
+        epochs = gather(torch.tensor([self.epoch], device=self.device.torch_device), self.ranks, self.ranks.world_size)
+        if len(set(epochs.tolist())) > 1:
+            raise ResumeMismatchError(
+                f"the processes found {self.output / STATE_FILE} at different epochs ({epochs.tolist()}): "
+                "give every machine the same output directory (a shared filesystem)"
+            )
+
+    def load_state(self, path: Path) -> None:
+        # Restricted unpickler: tensors and primitives only. A run may move between CPU and GPU.
+        state = torch.load(path, weights_only=True, map_location=self.device.torch_device)
         self.check_same_run(state)
         self.model.load_state_dict(state["model"])
         self.averager.average = state["average"]
@@ -252,6 +294,8 @@ class Trainer:
             self.optimizers.muon.load_state_dict(state["muon"])
         self.optimizers.sgd.load_state_dict(state["sgd"])
         self.optimizers.adamw.load_state_dict(state["adamw"])
+        if state.get("scaler"):  # written by an fp16 run, and only read by one
+            self.scaler.load_state_dict(state["scaler"])
         self.epoch, self.best_accuracy = state["epoch"], state["best_accuracy"]
         self.history = json.loads(state["history"])
         log.info("resumed after epoch %d (best val accuracy %.4f)", self.epoch, self.best_accuracy)
@@ -263,8 +307,9 @@ class Trainer:
         for part in ("recipe", "model"):
             if saved[part] is None:  # a state written before the model was recorded
                 continue
-            # bf16 follows the machine, so a run may move to another CPU.
-            changed = sorted(k for k in current[part] if k != "bf16" and saved[part].get(k) != current[part][k])
+            # Only the current fields count: the precision (`bf16` in older states) follows the device,
+            # so a run may move to another machine.
+            changed = sorted(k for k in current[part] if saved[part].get(k) != current[part][k])
             if changed:
                 raise ResumeMismatchError(
                     f"{self.output / STATE_FILE} was started with another {part} ({', '.join(changed)} differ): "
@@ -280,22 +325,32 @@ class Trainer:
                 frozen = whiten_frozen and group.get("name") == "whiten_bias"
                 group["lr"] = 0.0 if frozen else group["base_lr"] * factor
 
-    def train_step(
-        self, images: torch.Tensor, labels: torch.Tensor, codes: torch.Tensor, generator: torch.Generator
-    ) -> float:
-        """images (B, 3, 32, 32) float, labels (B,), codes (B, 5): the first captions_per_step
-        images each get one caption."""
+    def train_step(self, images: torch.Tensor, chosen: torch.Tensor, generator: torch.Generator) -> float:
+        """images (N, 3, 32, 32) uint8, the epoch's augmented training images on the device;
+        chosen (B,) the global batch's rows of them, of which this process encodes its shard. The
+        first captions_per_step images of the batch each get one caption. -> the batch's loss."""
+        labels, codes = self.train_split.labels[chosen], self.train_split.attributes[chosen]
         count = self.recipe.captions_per_step
         caption_labels = labels[:count]
+        # Drawn from the run's generator, so every process draws the same captions.
         text_inputs, claims = self.captions.sample(caption_labels, codes[:count], generator)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.recipe.bf16):
-            image_emb, text_emb, scale = self.model(images, text_inputs)
-        loss = self.loss_fn(image_emb, text_emb, scale, caption_positives(labels, codes, caption_labels, claims))
+        rows, texts = self.ranks.gathered_order(len(chosen)), self.ranks.gathered_order(len(text_inputs))
+        positives = caption_positives(labels[rows], codes[rows], caption_labels[texts], claims[texts])
+        batch = to_float(images[self.ranks.shard(chosen).to(self.device.torch_device)])
+        with self.device.autocast():
+            image_emb, text_emb, scale = self.network(
+                batch.contiguous(memory_format=self.device.memory_format),
+                self.ranks.shard(text_inputs).to(self.device.torch_device),
+            )
+        image_emb, text_emb = gather(image_emb, self.ranks, len(rows)), gather(text_emb, self.ranks, len(texts))
+        loss = self.loss_fn(image_emb, text_emb, scale, positives.to(self.device.torch_device))
         for optimizer in self.optimizers.all():
             optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()  # DDP all-reduces the gradients here
         for optimizer in self.optimizers.all():
-            optimizer.step()
+            self.scaler.step(optimizer)
+        self.scaler.update()
+        distributed.average_batchnorm_statistics(self.model, self.ranks)
         return loss.item()
 
     def average_weights(self, step: int) -> None:
@@ -304,28 +359,26 @@ class Trainer:
             self.averager.update(self.model, decay)
 
     def run_epoch(self) -> dict[str, float]:
+        # Every process draws the same augmentation and permutation; each trains on its shard of it.
         generator = torch.Generator().manual_seed(self.recipe.seed * 100_003 + self.epoch)
-        images = augment(self.train_split.images, self.recipe.translate, generator)
+        images = augment(self.images, self.recipe.translate, generator)
         order = torch.randperm(len(images), generator=generator)
-        self.model.train()
+        self.network.train()
         losses, started = [], time.perf_counter()
         batches = range(0, len(order), self.recipe.batch_size)
-        progress = tqdm(batches, desc=f"epoch {self.epoch + 1}/{self.recipe.epochs}", leave=False)
+        progress = tqdm(
+            batches, desc=f"epoch {self.epoch + 1}/{self.recipe.epochs}", leave=False, disable=not self.ranks.is_main
+        )
         for index, start in enumerate(progress):
             step = self.epoch * self.steps_per_epoch + index + 1
             self.set_learning_rates(step)
-            chosen = order[start : start + self.recipe.batch_size]
-            batch = to_float(images[chosen]).contiguous(memory_format=torch.channels_last)
-            losses.append(
-                self.train_step(batch, self.train_split.labels[chosen], self.train_split.attributes[chosen], generator)
-            )
+            losses.append(self.train_step(images, order[start : start + self.recipe.batch_size], generator))
             self.average_weights(step)
             progress.set_postfix(loss=f"{losses[-1]:.3f}")
         seconds = time.perf_counter() - started
         return {"loss": sum(losses) / len(losses), "seconds": seconds, "images_per_s": len(order) / seconds}
 
     def fit(self) -> dict[str, Any]:
-        self.output.mkdir(parents=True, exist_ok=True)
         while self.epoch < self.recipe.epochs:
             record = self.run_epoch()
             self.epoch += 1
@@ -333,9 +386,8 @@ class Trainer:
                 # Finish on the averaged weights; with too few epochs no averaging ran and the
                 # average still holds the untrained initial weights.
                 self.averager.update(self.model, decay=1.0)
-            record.update(
-                epoch=self.epoch, val_accuracy=zero_shot_accuracy(self.model, self.val_split, self.data.classes)
-            )
+            accuracy = zero_shot_accuracy(self.model, self.val_split, self.data.classes, self.device, self.ranks)
+            record.update(epoch=self.epoch, val_accuracy=accuracy)
             self.history.append(record)
             log.info(
                 "epoch %d/%d loss %.4f val_acc %.4f %.0f img/s %.0fs",
@@ -346,12 +398,18 @@ class Trainer:
                 record["images_per_s"],
                 record["seconds"],
             )
-            if record["val_accuracy"] > self.best_accuracy:
-                self.best_accuracy = record["val_accuracy"]
-                save_checkpoint(self.model, self.output / "best", self.metadata(record))
-            self.save_state()
-            self.write_history()
+            improved = record["val_accuracy"] > self.best_accuracy
+            self.best_accuracy = max(self.best_accuracy, record["val_accuracy"])
+            if self.ranks.is_main:  # every process holds the same state; one writes it
+                self.write_epoch(record, improved)
         return {"best_val_accuracy": self.best_accuracy, "epochs": self.epoch}
+
+    def write_epoch(self, record: dict[str, Any], improved: bool) -> None:
+        self.output.mkdir(parents=True, exist_ok=True)
+        if improved:
+            save_checkpoint(self.model, self.output / "best", self.metadata(record))
+        self.save_state()
+        self.write_history()
 
     def metadata(self, record: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -359,6 +417,7 @@ class Trainer:
             "train": self.recipe.to_dict(),
             "data": {"source": self.data.source, "fingerprint": self.data.fingerprint},
             "metrics": {"val_accuracy": record["val_accuracy"], "epoch": record["epoch"]},
+            "trained_on": {**self.device.describe(), "processes": self.ranks.world_size},
         }
 
     def write_history(self) -> None:

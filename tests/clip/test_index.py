@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from model_api.clip.index import EmbeddingIndex
+from tests.conftest import needs_cuda
 
 
 def unit_vectors(n: int, dim: int = 8, seed: int = 0) -> np.ndarray:
@@ -56,3 +58,18 @@ def test_rejects_duplicate_keys_and_wrong_shapes():
     with pytest.raises(ValueError):
         index.add(np.array([2]), unit_vectors(1, dim=4))
     assert index.search(unit_vectors(1), 0) == [[]]
+
+
+@pytest.mark.parametrize("device", [torch.device("cpu"), pytest.param(torch.device("cuda"), marks=needs_cuda)])
+def test_exact_search_on_a_torch_device_agrees_with_numpy_after_every_change(device) -> None:
+    vectors = unit_vectors(600, seed=2)
+    on_device, in_numpy = EmbeddingIndex(8, device=device), EmbeddingIndex(8)
+    for index in (on_device, in_numpy):
+        index.add(np.arange(500), vectors[:500])
+    for change in (lambda index: index.add(np.arange(500, 600), vectors[500:]), lambda index: index.remove([3, 550])):
+        for index in (on_device, in_numpy):
+            change(index)
+        queries = vectors[[3, 550, 551, 599]]  # rows added, removed and kept: a stale copy would differ
+        got, want = on_device.search(queries, 6), in_numpy.search(queries, 6)
+        assert [[key for key, _ in row] for row in got] == [[key for key, _ in row] for row in want]
+        assert [s for row in got for _, s in row] == pytest.approx([s for row in want for _, s in row], abs=1e-5)

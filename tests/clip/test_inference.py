@@ -1,7 +1,12 @@
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 
-from model_api.clip.inference import compose_query
+from model_api.clip.checkpoint import load_checkpoint
+from model_api.clip.hardware import resolve_device
+from model_api.clip.inference import compose_query, embed_images, embed_labels, label_probabilities
+from tests.conftest import needs_cuda
 
 
 def unit(*values: float) -> torch.Tensor:
@@ -23,3 +28,18 @@ def test_a_refinement_weighs_the_image_and_the_words_alike() -> None:
     image, words = unit(1.0, 0.0), unit(0.0, 1.0)
     composed = compose_query(image, refinement=words)
     torch.testing.assert_close(composed @ image, composed @ words)
+
+
+@needs_cuda
+def test_the_gpu_embeds_as_the_cpu_does_and_hands_back_cpu_tensors(tiny_checkpoint, tiny_data) -> None:
+    images = tiny_data.test.images[:16]
+    on_cpu, _ = load_checkpoint(tiny_checkpoint, device=replace(resolve_device("cpu"), autocast_dtype=None))
+    on_gpu, _ = load_checkpoint(tiny_checkpoint, device=resolve_device("cuda"))
+    want, got = embed_images(on_cpu, images), embed_images(on_gpu, images)
+    assert got.device.type == "cpu" and (got * want).sum(dim=1).min() > 0.99  # cosine, through bf16/fp16
+    # CPU image vectors scored at the temperature of a model on the GPU, as the API's classify does.
+    labels = ["cat", "dog"]
+    probabilities = label_probabilities(on_gpu, got, embed_labels(on_gpu, labels))
+    torch.testing.assert_close(
+        probabilities, label_probabilities(on_cpu, want, embed_labels(on_cpu, labels)), atol=0.05, rtol=0
+    )

@@ -1,7 +1,8 @@
+from dataclasses import replace
+
 import torch
 
-from model_api.clip.config import TrainConfig
-from model_api.clip.hardware import bf16_is_fast
+from model_api.clip.hardware import bf16_is_fast, resolve_device
 from model_api.clip.inference import inference_mode
 from model_api.clip.model import Clip
 from tests.conftest import CAPTIONS, TINY_MODEL
@@ -53,8 +54,9 @@ def test_whitening_decorrelates_patches() -> None:
 
 def test_bf16_autocast_runs_exactly_where_the_cpu_has_bf16_kernels() -> None:
     # Emulated bf16 made image encoding 8x slower on an AVX2-only CPU (BENCHMARKS.md).
-    with inference_mode():
+    cpu = resolve_device("cpu")
+    with inference_mode(cpu):
         assert torch.is_autocast_enabled("cpu") == bf16_is_fast()
-    with inference_mode(bf16=False):
+        assert not bf16_is_fast() or torch.get_autocast_dtype("cpu") == torch.bfloat16
+    with inference_mode(replace(cpu, autocast_dtype=None)):
         assert not torch.is_autocast_enabled("cpu")
-    assert TrainConfig().bf16 == bf16_is_fast()

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from model_api.clip.checkpoint import load_checkpoint
+from model_api.clip.hardware import resolve_device
 from model_api.clip.model import Clip
 from model_api.clip.train import (
     STATE_FILE,
@@ -15,7 +16,7 @@ from model_api.clip.train import (
     build_optimizers,
     lr_factor,
 )
-from tests.conftest import CAPTIONS, TINY_MINILM_MODEL, TINY_MODEL, TINY_RECIPE
+from tests.conftest import CAPTIONS, TINY_DEVICE, TINY_MINILM_MODEL, TINY_MODEL, TINY_RECIPE, needs_cuda
 
 
 def test_tiny_run_lowers_the_loss_and_writes_a_loadable_checkpoint(tiny_run) -> None:
@@ -44,10 +45,10 @@ def test_resume_continues_after_the_last_finished_epoch(tiny_data, tmp_path, mon
 
     monkeypatch.setattr(Trainer, "run_epoch", killed_in_the_second_epoch)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(tiny_data, TINY_MODEL, recipe, tmp_path, CAPTIONS).fit()
+        Trainer(tiny_data, TINY_MODEL, recipe, tmp_path, CAPTIONS, device=TINY_DEVICE).fit()
     monkeypatch.setattr(Trainer, "run_epoch", finish_epoch)
     first_epoch = json.loads((tmp_path / "history.json").read_text())
-    resumed = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path, CAPTIONS)
+    resumed = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path, CAPTIONS, device=TINY_DEVICE)
     resumed.resume()
     assert resumed.epoch == 1
     resumed.fit()
@@ -58,7 +59,7 @@ def test_resume_continues_after_the_last_finished_epoch(tiny_data, tmp_path, mon
 
 def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tiny_data, tmp_path, monkeypatch) -> None:
     recipe = replace(TINY_RECIPE, epochs=3)
-    whole = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "whole", CAPTIONS)
+    whole = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "whole", CAPTIONS, device=TINY_DEVICE)
     whole.fit()
 
     finish_epoch = Trainer.run_epoch
@@ -70,9 +71,9 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tiny_data, 
 
     monkeypatch.setattr(Trainer, "run_epoch", killed_in_the_third_epoch)
     with pytest.raises(KeyboardInterrupt):
-        Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "cut", CAPTIONS).fit()
+        Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "cut", CAPTIONS, device=TINY_DEVICE).fit()
     monkeypatch.setattr(Trainer, "run_epoch", finish_epoch)
-    resumed = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "cut", CAPTIONS)
+    resumed = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "cut", CAPTIONS, device=TINY_DEVICE)
     resumed.resume()  # every optimizer's momentum and the weight average come back
     assert resumed.epoch == 2
     resumed.fit()
@@ -81,15 +82,44 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tiny_data, 
 
 
 def test_a_run_resumes_only_with_the_model_and_recipe_that_started_it(tiny_data, tmp_path) -> None:
-    Trainer(tiny_data, TINY_MODEL, replace(TINY_RECIPE, epochs=1), tmp_path, CAPTIONS).fit()
+    Trainer(tiny_data, TINY_MODEL, replace(TINY_RECIPE, epochs=1), tmp_path, CAPTIONS, device=TINY_DEVICE).fit()
     wider = replace(TINY_MODEL, image=replace(TINY_MODEL.image, widths=(8, 16, 32)))
     with pytest.raises(ResumeMismatchError, match="another model .*image differ"):
-        Trainer(tiny_data, wider, replace(TINY_RECIPE, epochs=1), tmp_path, CAPTIONS).resume()
+        Trainer(tiny_data, wider, replace(TINY_RECIPE, epochs=1), tmp_path, CAPTIONS, device=TINY_DEVICE).resume()
     with pytest.raises(ResumeMismatchError, match="another recipe .*epochs differ"):
-        Trainer(tiny_data, TINY_MODEL, replace(TINY_RECIPE, epochs=2), tmp_path, CAPTIONS).resume()
-    moved = Trainer(tiny_data, TINY_MODEL, replace(TINY_RECIPE, epochs=1, bf16=True), tmp_path, CAPTIONS)
-    moved.resume()  # bf16 follows the machine: a run may move to another CPU
+        Trainer(tiny_data, TINY_MODEL, replace(TINY_RECIPE, epochs=2), tmp_path, CAPTIONS, device=TINY_DEVICE).resume()
+    bf16 = replace(TINY_DEVICE, autocast_dtype=torch.bfloat16)
+    moved = Trainer(tiny_data, TINY_MODEL, replace(TINY_RECIPE, epochs=1), tmp_path, CAPTIONS, device=bf16)
+    moved.resume()  # the precision follows the machine: a run may move to another one
     assert moved.epoch == 1
+
+
+def test_a_state_written_before_devices_were_chosen_resumes(tiny_data, tmp_path) -> None:
+    recipe = replace(TINY_RECIPE, epochs=1)
+    Trainer(tiny_data, TINY_MODEL, recipe, tmp_path, CAPTIONS, device=TINY_DEVICE).fit()
+    state = torch.load(tmp_path / STATE_FILE, weights_only=True)
+    del state["scaler"]  # such states had no loss scaler, and their recipe said whether it ran in bf16
+    state["recipe"] = json.dumps({**json.loads(state["recipe"]), "bf16": True})
+    torch.save(state, tmp_path / STATE_FILE)
+    resumed = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path, CAPTIONS, device=TINY_DEVICE)
+    resumed.resume()
+    assert resumed.epoch == 1
+
+
+@needs_cuda
+def test_a_tiny_run_on_the_gpu_keeps_its_data_there_and_loads_on_the_cpu(tiny_data, tmp_path) -> None:
+    trainer = Trainer(
+        tiny_data, TINY_MODEL, replace(TINY_RECIPE, epochs=4), tmp_path, CAPTIONS, device=resolve_device("cuda")
+    )
+    assert trainer.images.is_cuda and trainer.model.logit_scale.is_cuda
+    trainer.fit()
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert history[-1]["loss"] < history[0]["loss"]
+    _, config = load_checkpoint(tmp_path / "best")
+    assert config["trained_on"]["device"] == "cuda:0" and config["trained_on"]["precision"].endswith("autocast")
+    moved = Trainer(tiny_data, TINY_MODEL, replace(TINY_RECIPE, epochs=4), tmp_path, CAPTIONS, device=TINY_DEVICE)
+    moved.resume()  # a GPU run continues on the CPU
+    assert moved.epoch == 4
 
 
 def test_a_caption_set_for_other_classes_is_refused(tiny_data, tmp_path) -> None:
@@ -100,7 +130,7 @@ def test_a_caption_set_for_other_classes_is_refused(tiny_data, tmp_path) -> None
 
 def test_training_with_attribute_captions_lowers_the_loss(tiny_data, tmp_path) -> None:
     recipe = replace(TINY_RECIPE, epochs=4, attribute_caption_share=1.0)
-    trainer = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path, CAPTIONS)
+    trainer = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path, CAPTIONS, device=TINY_DEVICE)
     trainer.fit()
     history = json.loads((tmp_path / "history.json").read_text())
     assert history[-1]["loss"] < history[0]["loss"]
@@ -128,7 +158,7 @@ def test_learning_rate_schedule_is_triangular() -> None:
 
 
 def test_tiny_run_with_the_pretrained_text_tower(tiny_data, tmp_path) -> None:
-    Trainer(tiny_data, TINY_MINILM_MODEL, replace(TINY_RECIPE, epochs=6), tmp_path, CAPTIONS).fit()
+    Trainer(tiny_data, TINY_MINILM_MODEL, replace(TINY_RECIPE, epochs=6), tmp_path, CAPTIONS, device=TINY_DEVICE).fit()
     history = json.loads((tmp_path / "history.json").read_text())
     assert history[-1]["loss"] < history[0]["loss"]
     model, config = load_checkpoint(tmp_path / "best")
