@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from model_api.clip.checkpoint import save_checkpoint
+from model_api.clip.hardware import DeviceUnavailableError
 from model_api.clip.model import Clip
 from model_api.clip.onnx_text import OnnxSentenceEncoder
 from model_api.clip.text_encoder import FrozenSentenceEncoder
 from model_api.served_model import ServedModel
 from tests.api.conftest import build_settings
-from tests.conftest import CAPTIONS, TINY_MINILM_MODEL
+from tests.conftest import CAPTIONS, TINY_MINILM_MODEL, TINY_MODEL
 
 
 def test_the_text_backend_setting_picks_the_runtime_and_both_serve_the_same_vectors(tmp_path) -> None:
@@ -30,3 +32,13 @@ def test_the_text_backend_setting_picks_the_runtime_and_both_serve_the_same_vect
     assert len(list((tmp_path / "cache" / "onnx").glob("sentence-tower-*.onnx"))) == 1  # exported where settings say
     for query in ("a red sports car", "a fluffy dgo"):
         assert np.dot(served["onnx"].text_vector(query), served["torch"].text_vector(query)) >= 0.999
+
+
+def test_clip_device_places_the_model_and_cuda_without_a_gpu_is_refused(tmp_path, monkeypatch) -> None:
+    save_checkpoint(Clip(TINY_MODEL, CAPTIONS), tmp_path / "checkpoint", {})
+    monkeypatch.setenv("CLIP_DEVICE", "cpu")
+    settings = build_settings(tmp_path / "checkpoint", None, tmp_path / "store")
+    assert settings.device == "cpu" and ServedModel.load(settings).model.logit_scale.device.type == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceUnavailableError, match="sees no GPU"):
+            ServedModel.load(build_settings(tmp_path / "checkpoint", None, tmp_path / "store", device="cuda"))
