@@ -14,7 +14,8 @@ import torch.multiprocessing as mp
 from model_api.clip import distributed, train
 from model_api.clip.checkpoint import load_checkpoint
 from model_api.clip.data import load_cifar10
-from model_api.clip.distributed import Ranks
+from model_api.clip.distributed import Ranks, gather
+from model_api.clip.loss import LabelAwareContrastiveLoss, label_positives
 from model_api.clip.train import STATE_FILE, Trainer
 from tests.conftest import CAPTIONS, TINY_DEVICE, TINY_MODEL, TINY_RECIPE
 
@@ -55,6 +56,37 @@ class InterruptedTrainer(Trainer):
         return super().run_epoch()
 
 
+class Towers(torch.nn.Module):
+    """Two linear towers and a temperature: the parameters a contrastive step reaches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image, self.text = torch.nn.Linear(6, 4), torch.nn.Linear(5, 4)
+        self.logit_scale = torch.nn.Parameter(torch.tensor(2.0))
+
+    def forward(self, images: torch.Tensor, texts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        normalize = torch.nn.functional.normalize
+        return normalize(self.image(images), dim=-1), normalize(self.text(texts), dim=-1), self.logit_scale.exp()
+
+
+def gradient_gap(ranks: Ranks) -> float:
+    """Largest difference between the gradients DDP leaves on this process (shards, gathered
+    embeddings) and those of one process computing the same loss on the whole batch."""
+    torch.manual_seed(0)
+    images, texts, labels = torch.randn(9, 6), torch.randn(7, 5), torch.randint(0, 3, (9,))
+    loss_fn, whole = LabelAwareContrastiveLoss(0.2), Towers()
+    loss_fn(*whole(images, texts), label_positives(labels, labels[:7])).backward()
+    sharded = Towers()
+    sharded.load_state_dict(whole.state_dict())
+    network = torch.nn.parallel.DistributedDataParallel(sharded)
+    image_emb, text_emb, scale = network(ranks.shard(images), ranks.shard(texts))
+    rows, text_rows = ranks.gathered_order(9), ranks.gathered_order(7)
+    positives = label_positives(labels[rows], labels[:7][text_rows])
+    loss_fn(gather(image_emb, ranks, 9), gather(text_emb, ranks, 7), scale, positives).backward()
+    pairs = zip(whole.parameters(), sharded.parameters(), strict=True)
+    return max((reference.grad - got.grad).abs().max().item() for reference, got in pairs)
+
+
 def train_on_rank(rank: int, world_size: int, port: int, data_dir: str, cache: str, root: str) -> None:
     """One process of the run: an uninterrupted run, and one killed after epoch 2 and resumed."""
     torch.set_num_threads(1)  # two processes share the machine's cores, as torchrun's OMP_NUM_THREADS=1 makes them
@@ -70,6 +102,7 @@ def train_on_rank(rank: int, world_size: int, port: int, data_dir: str, cache: s
 
     train.save_checkpoint = noted_checkpoint  # this process's writes are noted, then done
     try:
+        gap = gradient_gap(ranks)
         data = load_cifar10(data_dir, Path(cache))
         whole = RecordingTrainer(
             data, TINY_MODEL, RECIPE, root_path / "whole", CAPTIONS, device=TINY_DEVICE, ranks=ranks
@@ -87,6 +120,7 @@ def train_on_rank(rank: int, world_size: int, port: int, data_dir: str, cache: s
     finally:
         distributed.stop(ranks)
     result = {
+        "gradient_gap": gap,
         "digests": whole.digests,
         "final": digest(whole),
         "resumed_at": resumed_at,
@@ -113,6 +147,11 @@ def two_process_run(tiny_data, tiny_data_dir, isolated_cache, tmp_path_factory) 
 
 def rank_results(root: Path) -> list[dict]:
     return [json.loads((root / f"rank{rank}.json").read_text()) for rank in range(2)]
+
+
+def test_sharded_batches_with_gathered_embeddings_get_the_whole_batch_gradient(two_process_run) -> None:
+    for result in rank_results(two_process_run):
+        assert result["gradient_gap"] < 1e-5  # float32 rounding: 3.6e-7 measured
 
 
 def test_every_rank_holds_the_same_weights_after_every_step(two_process_run) -> None:
