@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     from model_api.clip.hardware import DeviceUnavailableError
     from model_api.clip.preprocess import InvalidImageError
     from model_api.clip.text_encoder import TextEncoderUnavailableError
-    from model_api.clip.train import DataCaptionMismatchError, ResumeMismatchError
+    from model_api.clip.train import DataCaptionMismatchError, ResumeMismatchError, ShardTooSmallError
 
     modes = {"TRAIN": run_train, "TEST": run_test, "INFERENCE": run_inference}
     if launch.world_size > 1 and args.mode != "TRAIN":
@@ -268,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         DeviceUnavailableError,
         InvalidImageError,
         ResumeMismatchError,
+        ShardTooSmallError,
         TextEncoderUnavailableError,
     )
     try:

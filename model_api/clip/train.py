@@ -201,6 +201,10 @@ class ResumeMismatchError(ValueError):
     """The saved run was started with another model or recipe than the one asked to resume it."""
 
 
+class ShardTooSmallError(ValueError):
+    """Some process's share of a batch is too small for BatchNorm."""
+
+
 class Trainer:
     def __init__(
         self,
@@ -222,6 +226,7 @@ class Trainer:
         self.data, self.model_config, self.recipe, self.output = data, model_config, recipe, output
         self.device, self.ranks = device or resolve_device("cpu"), ranks
         self.train_split, self.val_split = data.train_val(recipe.val_size, seed=0)
+        self.check_shards()
         self.images = self.train_split.images.to(self.device.torch_device)  # (N, 3, 32, 32) uint8
         torch.manual_seed(recipe.seed)  # the same initial weights in every process
         self.model = Clip(model_config, captions, text_encoder_path).to(
@@ -237,13 +242,12 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(self.train_split) / recipe.batch_size)
         self.total_steps = recipe.epochs * self.steps_per_epoch
         self.epoch, self.history, self.best_accuracy = 0, [], -1.0
-        self.check_shards()
 
     def check_shards(self) -> None:
         """BatchNorm needs two rows or more in every process's shard, the last batch's included."""
-        last_batch = len(self.train_split) - (self.steps_per_epoch - 1) * self.recipe.batch_size
+        last_batch = len(self.train_split) % self.recipe.batch_size or self.recipe.batch_size
         if min(last_batch, self.recipe.captions_per_step) < 2 * self.ranks.world_size:
-            raise ValueError(
+            raise ShardTooSmallError(
                 f"{self.ranks.world_size} processes need at least {2 * self.ranks.world_size} images and captions "
                 f"per batch (the last batch has {last_batch} images, each batch {self.recipe.captions_per_step} "
                 "captions): use fewer processes or another batch size"

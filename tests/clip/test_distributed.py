@@ -16,7 +16,7 @@ from model_api.clip.checkpoint import load_checkpoint
 from model_api.clip.data import load_cifar10
 from model_api.clip.distributed import Ranks, gather
 from model_api.clip.loss import LabelAwareContrastiveLoss, label_positives
-from model_api.clip.train import STATE_FILE, Trainer
+from model_api.clip.train import STATE_FILE, ShardTooSmallError, Trainer
 from tests.conftest import CAPTIONS, TINY_DEVICE, TINY_MODEL, TINY_RECIPE
 
 RECIPE = replace(TINY_RECIPE, epochs=3, attribute_caption_share=0.5)
@@ -187,3 +187,9 @@ def test_batches_are_split_in_interleaved_shards_that_gather_back_in_rank_order(
     shards = [Ranks(rank, 3).shard(rows) for rank in range(3)]
     assert [shard.tolist() for shard in shards] == [[0, 3, 6], [1, 4], [2, 5]]
     assert torch.equal(Ranks(0, 3).gathered_order(7), torch.cat(shards))
+
+
+def test_processes_whose_shards_are_too_small_for_batchnorm_are_refused_before_training(tiny_data, tmp_path) -> None:
+    # 160 training images in batches of 32: 20 processes would get one or two images each.
+    with pytest.raises(ShardTooSmallError, match="20 processes need at least 40"):
+        Trainer(tiny_data, TINY_MODEL, RECIPE, tmp_path, CAPTIONS, device=TINY_DEVICE, ranks=Ranks(0, 20))
