@@ -32,14 +32,13 @@ def test_a_refinement_weighs_the_image_and_the_words_alike() -> None:
 
 @needs_cuda
 def test_the_gpu_embeds_as_the_cpu_does_and_hands_back_cpu_tensors(tiny_checkpoint, tiny_data) -> None:
-    images = tiny_data.test.images[:16]
-    on_cpu, _ = load_checkpoint(tiny_checkpoint, device=replace(resolve_device("cpu"), autocast_dtype=None))
+    images, labels = tiny_data.test.images[:16], ["cat", "dog"]
+    fp32 = replace(resolve_device("cpu"), autocast_dtype=None)  # the reference
+    on_cpu, _ = load_checkpoint(tiny_checkpoint, device=fp32)
     on_gpu, _ = load_checkpoint(tiny_checkpoint, device=resolve_device("cuda"))
-    want, got = embed_images(on_cpu, images), embed_images(on_gpu, images)
+    want, got = embed_images(on_cpu, images, device=fp32), embed_images(on_gpu, images)
     assert got.device.type == "cpu" and (got * want).sum(dim=1).min() > 0.99  # cosine, through bf16/fp16
     # CPU image vectors scored at the temperature of a model on the GPU, as the API's classify does.
-    labels = ["cat", "dog"]
     probabilities = label_probabilities(on_gpu, got, embed_labels(on_gpu, labels))
-    torch.testing.assert_close(
-        probabilities, label_probabilities(on_cpu, want, embed_labels(on_cpu, labels)), atol=0.05, rtol=0
-    )
+    reference = label_probabilities(on_cpu, want, embed_labels(on_cpu, labels, fp32))
+    torch.testing.assert_close(probabilities, reference, atol=0.05, rtol=0)
