@@ -49,8 +49,11 @@ lint: $(STAMP)
 NGINX := $(shell command -v nginx || ls /usr/sbin/nginx 2>/dev/null)
 
 # API, UI and Nginx as local processes; http://127.0.0.1:8080; Ctrl-C stops all three.
+# CLIP_API_REPLICAS=3 starts three API processes behind Nginx, sharing a gallery in PostgreSQL:
+# CLIP_DATABASE_URL's, else Debian's postgresql (installed when missing), started by the launcher.
 # Settings (CLIP_PORT, CIFAR10_DATA, CLIP_API_KEY, ...) pass through the environment or .env:
 # docs/RUNNING.md. Without a CLIP_API_KEY the launcher makes one and keeps it in .env.
 run: $(STAMP)
 	@test -n "$(NGINX)" || (echo "Installing Debian's nginx (apt-get)" && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx)
+	@test "$${CLIP_API_REPLICAS:-1}" = 1 || test -n "$$CLIP_DATABASE_URL" || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (echo "Installing Debian's postgresql for $$CLIP_API_REPLICAS API replicas (apt-get)" && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql)
 	@$(PY) scripts/run_local.py

@@ -10,7 +10,7 @@ from .clip.data import DataUnavailableError, load_cifar10
 from .gallery import DatasetGallery, Gallery, LoadStopped
 from .served_model import ServedModel
 from .settings import Settings
-from .store import SqliteStore
+from .store import open_store
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +28,10 @@ class AppState:
         self.dataset_loaded = False
         self.error: str | None = None
         self.load_seconds: float | None = None
-        # Set at shutdown: a first start's gallery encoding stops instead of finishing for nobody.
+        # Set at shutdown: a first start's gallery encoding stops instead of finishing for nobody,
+        # and the change feed stops following the store.
         self.stopping = threading.Event()
+        self._follower: threading.Thread | None = None
 
     def load(self) -> None:
         """Model first (classification works from then on), then dataset and gallery.
@@ -44,7 +46,7 @@ class AppState:
         try:
             self.model = ServedModel.load(settings)
             log.info("loaded checkpoint %s (sha256 %s)", settings.checkpoint, self.model.sha256[:12])
-            store = SqliteStore(settings.store_dir / "gallery.sqlite3")
+            store = open_store(settings)
             self.gallery = Gallery.load(
                 self.model,
                 store,
@@ -62,6 +64,11 @@ class AppState:
             self.error = f"{type(error).__name__}: {error}"
             return
         self.load_seconds = time.perf_counter() - started
+        # Other replicas' writes (and ours, should a catch-up after a write have failed) come in here.
+        self._follower = threading.Thread(
+            target=self.gallery.follow, args=(self.stopping,), name="gallery-changes", daemon=True
+        )
+        self._follower.start()
         log.info("ready in %.1f s: gallery of %d items (%s)", self.load_seconds, len(self.gallery), self.dataset_status)
         if len(self.gallery) == 0:
             log.warning("the gallery is empty (dataset %s): searches find nothing", self.dataset_status)
@@ -108,5 +115,9 @@ class AppState:
         return self.gallery
 
     def close(self) -> None:
+        """Stops the change feed (it wakes within a second), then closes the store."""
+        self.stopping.set()
+        if self._follower is not None:
+            self._follower.join()
         if self.gallery is not None:
             self.gallery.store.close()

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from .app_state import NotReadyError
 from .clip.preprocess import InvalidImageError
 from .gallery import ReadOnlyItemError, UnknownItemError
+from .store import IdempotencyKeyReusedError, StoreUnavailableError
 from .uploads import UnsupportedImageError, UploadTooLargeError
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,9 @@ STATUS_OF: dict[type[Exception], int] = {
     UnknownItemError: status.HTTP_404_NOT_FOUND,
     UploadTooLargeError: status.HTTP_413_CONTENT_TOO_LARGE,
     UnsupportedImageError: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    IdempotencyKeyReusedError: status.HTTP_422_UNPROCESSABLE_CONTENT,
     NotReadyError: status.HTTP_503_SERVICE_UNAVAILABLE,
+    StoreUnavailableError: status.HTTP_503_SERVICE_UNAVAILABLE,
 }
 
 

@@ -10,6 +10,11 @@ classification use. A captioned upload has a second vector, its image blended wi
 upload scores the better of its two vectors, so its words find it while a search by pixels still
 compares pixels.
 
+Uploads come from a `GalleryStore` (store.py): loaded once as a snapshot, then kept in step
+through the store's change feed (`sync`, and `follow` in a thread of its own), so several
+replicas on one PostgreSQL serve one gallery and each keeps answering reads from memory while
+the database is away.
+
 Dataset embeddings are computed once per (checkpoint weights and embedding method, data
 fingerprint) and cached as a `.npy` beside the store: a restart loads them instead of
 re-encoding 10,000 images, and a new checkpoint, method or dataset misses the cache by name.
@@ -19,12 +24,14 @@ between two of them when the server shuts down (`stopping`).
 
 from __future__ import annotations
 
+import bisect
 import io
 import logging
 import math
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -36,7 +43,7 @@ from .clip.data import Split
 from .clip.index import EmbeddingIndex, Hit
 from .clip.preprocess import bytes_to_tensor, tensor_to_image
 from .served_model import ServedModel
-from .store import GalleryStore, StoredItem
+from .store import Changes, GalleryStore, StoredItem, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +89,10 @@ class DatasetGallery:
 
 
 class Gallery:
+    """The index in memory over a store. Uploads' metadata is held here too, so search, lookups
+    and listing keep answering while a database behind the store is down; only an upload's image
+    bytes are read from the store. `seq` is the store's change seq this memory reflects."""
+
     def __init__(
         self,
         model: ServedModel,
@@ -95,6 +106,11 @@ class Gallery:
         self.dataset = dataset
         self.index = index  # every item's image vector
         self.captions = captions  # captioned uploads' caption vectors, under the same keys
+        self.seq = 0
+        self._uploads: dict[int, StoredItem] = {}
+        self._numbers: list[int] = []  # the uploads' numbers, ascending: the listing's order reversed
+        self._sync_lock = threading.Lock()  # one catch-up at a time, so changes apply in seq order
+        self._memory_lock = threading.Lock()  # `_uploads` and `_numbers` change together
 
     @classmethod
     def load(
@@ -111,13 +127,14 @@ class Gallery:
         if dataset is not None:
             vectors = _dataset_vectors(model, dataset, cache_dir, stopping)
             index.add(np.arange(len(vectors)), vectors)
-        _embed_missing_images(model, store)
-        _embed_missing_captions(model, store)
-        store.keep_vectors({model.vectors_id, model.caption_vectors_id})
-        _add_uploads(index, store.vectors(model.vectors_id))
-        captions = EmbeddingIndex(model.dim, exact_max=exact_max)
-        _add_uploads(captions, store.vectors(model.caption_vectors_id))
-        return cls(model, store, dataset, index, captions)
+        store.keep_vectors(_kinds(model))
+        gallery = cls(model, store, dataset, index, EmbeddingIndex(model.dim, exact_max=exact_max))
+        started = time.perf_counter()
+        snapshot = store.snapshot(_kinds(model))
+        gallery._apply(snapshot)
+        seconds = time.perf_counter() - started
+        log.info("loaded %d uploads in %.2f s (change seq %d)", len(snapshot.added), seconds, snapshot.seq)
+        return gallery
 
     def __len__(self) -> int:
         return len(self.index)
@@ -131,7 +148,7 @@ class Gallery:
         if source == "dataset":
             label = self.dataset.classes[int(self.dataset.split.labels[number])]
             return GalleryItem(item_id, "dataset", label, None)
-        stored = self.store.get(number)
+        stored = self._uploads.get(number)
         if stored is None:
             raise UnknownItemError(f"no gallery item {item_id!r}")
         return _user_item(stored)
@@ -142,7 +159,7 @@ class Gallery:
             buffer = io.BytesIO()
             tensor_to_image(self.dataset.split.images[number]).save(buffer, format="PNG")
             return buffer.getvalue()
-        png = self.store.image(number)
+        png = self.store.images([number]).get(number) if number in self._uploads else None
         if png is None:
             raise UnknownItemError(f"no gallery item {item_id!r}")
         return png
@@ -184,20 +201,22 @@ class Gallery:
                 continue  # deleted between the search and this lookup
         return relative_cut(results[:top_k], min_relative_score)
 
-    def add(self, image: torch.Tensor, caption: str | None, label: str | None) -> GalleryItem:
-        """image: (3, 32, 32) uint8, the model's input; stored losslessly as PNG."""
+    def add(
+        self, image: torch.Tensor, caption: str | None, label: str | None, idempotency_key: str | None = None
+    ) -> tuple[GalleryItem, bool]:
+        """image: (3, 32, 32) uint8, the model's input; stored losslessly as PNG. Returns the item
+        and whether it was added before under `idempotency_key` (then nothing new is stored)."""
         vector = self.model.image_vectors(image[None])[0]
         vectors = {self.model.vectors_id: vector}
         if caption:
             vectors[self.model.caption_vectors_id] = self.model.caption_vectors(vector[None], [caption])[0]
         buffer = io.BytesIO()
         tensor_to_image(image).save(buffer, format="PNG")
-        stored = self.store.add(buffer.getvalue(), caption, label, vectors)
-        key = np.array([USER_KEY_OFFSET + stored.number])
-        self.index.add(key, vector[None])
-        if caption:
-            self.captions.add(key, vectors[self.model.caption_vectors_id][None])
-        return _user_item(stored)
+        added = self.store.add(buffer.getvalue(), caption, label, vectors, idempotency_key)
+        if added.item is None:
+            raise UnknownItemError("the item first added with this Idempotency-Key has been deleted since")
+        self._sync_after_write()
+        return _user_item(added.item), added.replayed
 
     def delete(self, item_id: str) -> None:
         source, number = self._parse(item_id)
@@ -205,20 +224,89 @@ class Gallery:
             raise ReadOnlyItemError(f"{item_id!r} belongs to the dataset; only user- items can be deleted")
         if not self.store.delete(number):
             raise UnknownItemError(f"no gallery item {item_id!r}")
-        self.index.remove([USER_KEY_OFFSET + number])
-        self.captions.remove([USER_KEY_OFFSET + number])
+        self._sync_after_write()
 
     def page(self, offset: int, limit: int, source: Source | None) -> tuple[int, list[GalleryItem]]:
         """(total, items) of the listing: uploads newest first, then the dataset in order.
 
         Uploads lead so that what a person just added is on the first page, not the last of 500.
         """
-        user_size = 0 if source == "dataset" else self.store.count()
+        with self._memory_lock:
+            user_size = 0 if source == "dataset" else len(self._numbers)
+            newest = self._numbers[max(0, user_size - offset - limit) : max(0, user_size - offset)]
+            items = [_user_item(self._uploads[number]) for number in reversed(newest)]
         dataset_size = 0 if source == "user" else self.dataset_size
-        items = [_user_item(stored) for stored in self.store.page(offset, limit)] if offset < user_size else []
         first = max(0, offset - user_size)  # the first dataset image on this page
         items += [self.item(f"test-{n}") for n in range(first, min(first + limit - len(items), dataset_size))]
         return user_size + dataset_size, items
+
+    def sync(self) -> None:
+        """Applies what changed in the store since `seq`: this replica's writes and every other's."""
+        with self._sync_lock:
+            self._apply(self.store.changes_since(self.seq, _kinds(self.model)))
+
+    def follow(self, stopping: threading.Event) -> None:
+        """Keeps the memory in step with the store until `stopping` (a thread's whole life)."""
+        for _ in self.store.listen(stopping):
+            try:
+                self.sync()
+            except StoreUnavailableError as error:
+                log.warning("gallery change feed: %s", error)  # the next wake-up retries from `seq`
+            except Exception:  # a bug must not end the feed for good: log it, go on
+                log.exception("gallery change feed: applying changes failed")
+
+    def _sync_after_write(self) -> None:
+        """A write is committed before this: if the database vanished in between, the change feed
+        brings the write in when it is back, and the client has its answer meanwhile."""
+        try:
+            self.sync()
+        except StoreUnavailableError as error:
+            log.warning("a committed write is not in memory yet: %s", error)
+
+    def _apply(self, changes: Changes) -> None:
+        """Adds and removes what `changes` holds; an item already present is skipped, so a
+        snapshot and a feed that overlap apply once."""
+        added = self._embed_missing(changes)
+        fresh = [item for item in added if item.number not in self._uploads]
+        images = changes.vectors[self.model.vectors_id]
+        _add_uploads(self.index, {item.number: images[item.number] for item in fresh})
+        captions = changes.vectors[self.model.caption_vectors_id]
+        _add_uploads(self.captions, {item.number: captions[item.number] for item in fresh if item.caption})
+        gone = [USER_KEY_OFFSET + number for number in changes.deleted]
+        self.index.remove(gone)
+        self.captions.remove(gone)
+        with self._memory_lock:
+            for item in fresh:
+                self._uploads[item.number] = item
+                bisect.insort(self._numbers, item.number)
+            for number in changes.deleted:
+                if self._uploads.pop(number, None) is not None:
+                    self._numbers.pop(bisect.bisect_left(self._numbers, number))
+            self.seq = changes.seq
+
+    def _embed_missing(self, changes: Changes) -> list[StoredItem]:
+        """Embeds and stores (into `changes.vectors` too) the vectors the added items lack for
+        this model: all of them after a checkpoint change, an older store's caption vectors, or
+        an add by a replica running another checkpoint. Returns the added items still present."""
+        images, captions = changes.vectors[self.model.vectors_id], changes.vectors[self.model.caption_vectors_id]
+        missing = [item for item in changes.added if item.number not in images]
+        pngs = self.store.images([item.number for item in missing]) if missing else {}
+        added = [item for item in changes.added if item.number in images or item.number in pngs]
+        if pngs:
+            log.info("re-embedding %d uploads for %s", len(pngs), self.model.vectors_id)
+            numbers = list(pngs)
+            vectors = self.model.image_vectors(torch.stack([bytes_to_tensor(pngs[number]) for number in numbers]))
+            self.store.put_vectors(self.model.vectors_id, numbers, vectors)
+            images.update(zip(numbers, vectors, strict=True))
+        uncaptioned = [item for item in added if item.caption and item.number not in captions]
+        if uncaptioned:
+            log.info("embedding the captions of %d uploads for %s", len(uncaptioned), self.model.caption_vectors_id)
+            numbers = [item.number for item in uncaptioned]
+            texts = [item.caption for item in uncaptioned]
+            vectors = self.model.caption_vectors(np.stack([images[number] for number in numbers]), texts)
+            self.store.put_vectors(self.model.caption_vectors_id, numbers, vectors)
+            captions.update(zip(numbers, vectors, strict=True))
+        return added
 
     def _parse(self, item_id: str) -> tuple[Source, int]:
         match = _ID_PATTERN.fullmatch(item_id)
@@ -257,6 +345,11 @@ def _best_per_key(hits: list[Hit]) -> list[Hit]:
     return sorted(best.items(), key=lambda hit: hit[1], reverse=True)
 
 
+def _kinds(model: ServedModel) -> set[str]:
+    """The vectors this model makes: its image vectors and its caption blends."""
+    return {model.vectors_id, model.caption_vectors_id}
+
+
 def _add_uploads(index: EmbeddingIndex, vectors: dict[int, np.ndarray]) -> None:
     """{upload number: (D,) vector} -> the index, under the uploads' keys."""
     if vectors:
@@ -286,33 +379,10 @@ def _dataset_vectors(
     return vectors
 
 
-def _embed_missing_images(model: ServedModel, store: GalleryStore) -> None:
-    """Re-embed stored uploads that have no image vector for this checkpoint and method."""
-    missing = store.without_vectors(model.vectors_id)
-    if not missing:
-        return
-    log.info("re-embedding %d uploads for %s", len(missing), model.vectors_id)
-    images = torch.stack([bytes_to_tensor(png) for _, _, png in missing])
-    store.put_vectors(model.vectors_id, [number for number, _, _ in missing], model.image_vectors(images))
-
-
-def _embed_missing_captions(model: ServedModel, store: GalleryStore) -> None:
-    """Caption vectors for captioned uploads lacking one for this checkpoint and blend: after a
-    model change, or in a store written before captions counted in text search."""
-    missing = store.without_vectors(model.caption_vectors_id, captioned=True)
-    if not missing:
-        return
-    log.info("embedding the captions of %d uploads for %s", len(missing), model.caption_vectors_id)
-    images = store.vectors(model.vectors_id)  # all present: _embed_missing_images ran first
-    numbers = [number for number, _, _ in missing]
-    vectors = model.caption_vectors(np.stack([images[n] for n in numbers]), [caption for _, caption, _ in missing])
-    store.put_vectors(model.caption_vectors_id, numbers, vectors)
-
-
 def _atomic_save(path: Path, array: np.ndarray) -> None:
     """Write, fsync, rename: a crash leaves the old file or none, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # replicas sharing the folder write apart
     with open(tmp, "wb") as file:
         np.save(file, array, allow_pickle=False)
         file.flush()

@@ -268,8 +268,8 @@ _ERROR_MEANINGS = {
     404: "No gallery item has this id.",
     413: "The upload is larger than CLIP_MAX_UPLOAD_BYTES.",
     415: f"The upload is not an accepted image type ({FORMAT_NAMES}).",
-    422: "A field is missing or invalid; `errors` lists each one.",
-    503: "The model or gallery is still loading (or failed to load); see /ready.",
+    422: "A field is missing or invalid (`errors` lists each one), or an Idempotency-Key came with another upload.",
+    503: "The model or gallery is still loading (or failed to load; see /ready), or the gallery database is down.",
 }
 
 

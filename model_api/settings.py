@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     device: DeviceName = Field("auto", description="where the model computes: auto (a GPU if there is one), cpu, cuda")
     dataset_gallery: bool = Field(True, description="put the dataset's test split in the gallery")
     store_dir: Path = Field(Path(".cache/gallery"), description="SQLite gallery and cached embeddings")
+    # Unset: the embedded SQLite store in store_dir. Set: every replica with the same URL serves one gallery.
+    database_url: SecretStr | None = Field(None, description="postgresql://user:password@host:port/db for the gallery")
+    database_pool_size: int = Field(8, ge=1, description="most PostgreSQL connections one API process opens")
     api_key: SecretStr | None = Field(None, description="key for gallery writes; unset refuses writes")
     # The one source for the API's port: `python -m model_api`, the Dockerfile's healthcheck (via
     # the image's CLIP_PORT) and scripts/run_local.py all read it. API_PORT is the launcher's old name.

@@ -6,6 +6,12 @@ ready behind Nginx, prints the URL, and on Ctrl-C (or SIGTERM) stops all three. 
 writes its log to RUN_DIR/<name>.log; while the API loads, its /ready detail and the loading lines
 of its log are echoed, so a first start that encodes the gallery is not a silent minute.
 
+Several API replicas (CLIP_API_REPLICAS, default 1) listen on consecutive ports from CLIP_PORT,
+and Nginx balances over them. They share one gallery in PostgreSQL: CLIP_DATABASE_URL's, or,
+without one, a server the launcher starts itself (scripts/local_postgres.py, data in
+POSTGRES_DIR, .cache/postgres, kept across runs; port POSTGRES_PORT, 5433). A replica that dies
+is reported and the others keep serving.
+
 Gallery writes need CLIP_API_KEY. Without one (in the environment or in .env at the repo root,
 which the API reads too) the launcher generates one, appends it to .env and reuses it on every
 later run; it never replaces a key that is there. The key is printed with the URL.
@@ -14,6 +20,7 @@ Settings, all from the environment (or .env):
 
   BIND_HOST (127.0.0.1)  UI_PORT (8501)  NGINX_PORT (8080)
   RUN_DIR (.cache/run)   API_RATE_LIMIT (20r/s)  API_RATE_BURST (40)  READY_TIMEOUT_S (900)
+  CLIP_API_REPLICAS (1)  POSTGRES_DIR (.cache/postgres)  POSTGRES_PORT (5433)  POSTGRES_BIN
   NGINX (nginx on PATH, else /usr/sbin/nginx)
   and the API's own: CLIP_CHECKPOINT, CIFAR10_DATA, CLIP_STORE_DIR, CLIP_API_KEY, ... (model_api/README.md),
   two of which the launcher reads too, through the API's Settings, and hands to the other processes:
@@ -41,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # A script run from the checkout, installed (`make install`) or not: its own packages come first.
 sys.path.insert(0, str(ROOT))
 from model_api.settings import Settings  # noqa: E402
+from scripts.local_postgres import LocalPostgres, PostgresError  # noqa: E402
 
 NGINX_DIR = ROOT / "nginx"
 # The API runs in ROOT and its Settings read `.env` there; the launcher reads and writes the same file.
@@ -140,12 +148,21 @@ class Stack:
         self.host = env.get("BIND_HOST", "127.0.0.1")
         ports = {name: env.get(f"{name.upper()}_PORT", default) for name, default in PORTS.items()}
         self.ports = {"api": str(self.settings.port), **ports}
+        self.replicas = int(env.get("CLIP_API_REPLICAS", "1"))
+        if self.replicas < 1:
+            raise LaunchError(f"CLIP_API_REPLICAS must be at least 1, not {self.replicas}")
+        # Replica i (from 0) listens on CLIP_PORT + i; the first keeps the names `api` and api.log.
+        self.api_ports = {
+            "api" if i == 0 else f"api-{i + 1}": str(self.settings.port + i) for i in range(self.replicas)
+        }
+        self.postgres: LocalPostgres | None = None
         self.run_dir = Path(env.get("RUN_DIR", ROOT / ".cache" / "run")).resolve()
         self.ready_timeout = float(env.get("READY_TIMEOUT_S", "900"))
         self.env = env
         self.max_upload_bytes = self.settings.max_upload_bytes
         self.url = f"http://{self.host}:{self.ports['nginx']}"
         self.processes: dict[str, subprocess.Popen] = {}
+        self.reported_dead: set[str] = set()
 
     @property
     def api_key(self) -> str:
@@ -175,7 +192,7 @@ class Stack:
         values = {
             "RUN_DIR": str(self.run_dir),
             "NGINX_PORT": f"{self.host}:{self.ports['nginx']}",
-            "API_UPSTREAM": f"{self.host}:{self.ports['api']}",
+            "API_SERVERS": "\n    ".join(f"server {self.host}:{port};" for port in self.api_ports.values()),
             "UI_UPSTREAM": f"{self.host}:{self.ports['ui']}",
             "CLIP_MAX_UPLOAD_BYTES": str(self.max_upload_bytes),
             "API_RATE_LIMIT": self.env.get("API_RATE_LIMIT", "20r/s"),
@@ -192,17 +209,39 @@ class Stack:
         checked = subprocess.run([*nginx, "-t"], capture_output=True, text=True)
         if checked.returncode:
             raise LaunchError(f"nginx rejected the rendered config:\n{checked.stderr}")
-        api = [sys.executable, "-m", "model_api", "--host", self.host, "--port", self.ports["api"]]
         # The UI's launcher turns CLIP_MAX_UPLOAD_BYTES into Streamlit's whole-MiB limit, as in the ui image.
         ui = [sys.executable, "-m", "streamlit_ui", "--server.address", self.host, "--server.port", self.ports["ui"]]
         limit = {"CLIP_MAX_UPLOAD_BYTES": str(self.max_upload_bytes)}
         # The key explicitly too: a blank CLIP_API_KEY in the environment would hide .env's from the API.
         api_env = {**limit, **({"CLIP_API_KEY": self.api_key} if self.api_key else {})}
+        if self.postgres is not None:
+            api_env["CLIP_DATABASE_URL"] = self.postgres.url
+        apis = {
+            name: ([sys.executable, "-m", "model_api", "--host", self.host, "--port", port], api_env)
+            for name, port in self.api_ports.items()
+        }
+        # The UI calls the first replica directly, as it calls the one api service in Compose.
         ui_env = {**limit, "API_URL": f"http://{self.host}:{self.ports['api']}"}
-        return {"api": (api, api_env), "ui": (ui, ui_env), "nginx": (nginx, {})}
+        return {**apis, "ui": (ui, ui_env), "nginx": (nginx, {})}
+
+    def start_postgres(self) -> str | None:
+        """Several replicas need one shared store: without CLIP_DATABASE_URL, a local PostgreSQL.
+        Returns what to tell the user, or None when nothing was started."""
+        if self.replicas == 1 or self.settings.database_url is not None:
+            return None
+        data_dir = Path(self.env.get("POSTGRES_DIR", ROOT / ".cache" / "postgres"))
+        self.postgres = LocalPostgres(data_dir, int(self.env.get("POSTGRES_PORT", "5433")), self.env)
+        try:
+            self.postgres.start(self.run_dir / "postgres.log")
+        except (PostgresError, OSError) as error:
+            raise LaunchError(f"PostgreSQL for {self.replicas} API replicas did not start: {error}") from error
+        return f"PostgreSQL on 127.0.0.1:{self.postgres.port} (data in {data_dir}) holds the gallery"
 
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        said = self.start_postgres()
+        if said:
+            print(said, flush=True)
         for name, (command, extra_env) in self.commands().items():
             log = open(self.run_dir / f"{name}.log", "w")  # the child process keeps it open
             # A session of its own: the terminal's Ctrl-C reaches only the launcher, which then
@@ -217,11 +256,19 @@ class Stack:
                 start_new_session=True,
             )
 
-    def check_alive(self) -> None:
-        for name, process in self.processes.items():
-            if process.poll() is not None:
-                tail = (self.run_dir / f"{name}.log").read_text()[-2000:]
-                raise LaunchError(f"{name} exited with code {process.returncode}; end of its log:\n{tail}")
+    def check_alive(self, spare_replicas: bool = False) -> None:
+        """Raises if a process has exited; with `spare_replicas` (once serving), an API replica
+        may die while another lives: Nginx sends its requests to the others."""
+        dead = {name: process.returncode for name, process in self.processes.items() if process.poll() is not None}
+        replicas_left = len(self.api_ports) - len(dead.keys() & self.api_ports.keys())
+        for name, code in dead.items():
+            if spare_replicas and name in self.api_ports and replicas_left:
+                if name not in self.reported_dead:
+                    self.reported_dead.add(name)
+                    print(f"warning: {name} exited with code {code}; {replicas_left} replica(s) serve", flush=True)
+                continue
+            tail = (self.run_dir / f"{name}.log").read_text()[-2000:]
+            raise LaunchError(f"{name} exited with code {code}; end of its log:\n{tail}")
 
     def wait_ready(self, say: Callable[[str], None] = print) -> dict:
         """Until the API answers /ready through Nginx and the UI its health check through Nginx;
@@ -239,7 +286,7 @@ class Stack:
                 try:
                     api = http.get("/api/ready")
                     ui = http.get("/_stcore/health")
-                    if api.status_code == 200 and ui.status_code == 200:
+                    if api.status_code == 200 and ui.status_code == 200 and self.replicas_ready():
                         return api.json()
                     detail = str(api.json().get("detail", api.status_code))
                     if detail.startswith("loading failed"):  # final: the API will not become ready
@@ -254,6 +301,13 @@ class Stack:
                     last, last_said = state, now
                 time.sleep(0.5)
         raise LaunchError(f"not ready after {self.ready_timeout:.0f} s; logs are in {self.run_dir}")
+
+    def replicas_ready(self) -> bool:
+        """Every replica's own /ready (Nginx's answer came from any one of them)."""
+        if self.replicas == 1:
+            return True
+        urls = [f"http://{self.host}:{port}/ready" for port in self.api_ports.values()]
+        return all(httpx.get(url, timeout=5).status_code == 200 for url in urls)
 
     def writes_enabled(self) -> bool:
         """What the API itself says (/v1/info), else whether the launcher gave it a key."""
@@ -275,6 +329,8 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        if self.postgres is not None:  # last: the replicas may still write while they stop
+            self.postgres.stop()
 
 
 def interrupt(*_: object) -> None:
@@ -310,13 +366,14 @@ def main() -> int:
     stack = Stack(dict(os.environ))
     try:
         key_source = stack.ensure_api_key()
-        print(f"Starting API, UI and Nginx (logs in {stack.run_dir})", flush=True)
+        apis = "API" if stack.replicas == 1 else f"{stack.replicas} API replicas"
+        print(f"Starting {apis}, UI and Nginx (logs in {stack.run_dir})", flush=True)
         stack.start()
         ready = stack.wait_ready(lambda line: print(line, flush=True))
         report = ready_report(stack.url, stack.api_key, key_source, ready, stack.writes_enabled())
         print(f"\n{report}", flush=True)
         while True:
-            stack.check_alive()
+            stack.check_alive(spare_replicas=True)
             time.sleep(1)
     except KeyboardInterrupt:
         print("\nStopping...", flush=True)

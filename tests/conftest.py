@@ -16,6 +16,7 @@ from model_api.clip.captions import CIFAR10_CAPTIONS, CaptionSet
 from model_api.clip.config import ClipConfig, ImageEncoderConfig, TextEncoderConfig, TrainConfig
 from model_api.clip.data import load_cifar10
 from model_api.clip.hardware import Device
+from tests.postgres import own_postgres, postgres_server, postgres_url  # noqa: F401 - a real PostgreSQL, for every folder
 
 CAPTIONS = CaptionSet.read(CIFAR10_CAPTIONS)  # the shipped caption set: the tiny data has its classes
 

@@ -40,7 +40,10 @@ class WebStack:
     api_url: str  # the API itself, as the UI reaches it
 
     @classmethod
-    def start(cls, tmp: Path, checkpoint: Path, data_dir: Path | None, timeout_s: float = 240) -> WebStack:
+    def start(
+        cls, tmp: Path, checkpoint: Path, data_dir: Path | None, timeout_s: float = 240, **settings: str
+    ) -> WebStack:
+        """`settings`: more environment for the launcher (CLIP_API_REPLICAS=..., ...), over the defaults."""
         # CLIP_PORT is the API's own setting, which the launcher reads through Settings.
         ports = {name: free_port() for name in ("CLIP_PORT", "UI_PORT", "NGINX_PORT")}
         env = {
@@ -55,6 +58,7 @@ class WebStack:
             "API_RATE_LIMIT": RATE_LIMIT,
             "API_RATE_BURST": str(RATE_BURST),
             "READY_TIMEOUT_S": str(timeout_s),
+            **settings,
         }
         # Without data: a path that does not exist, and the API must start anyway with uploads only.
         env["CIFAR10_DATA"] = str(data_dir or tmp / "no-such-dataset")

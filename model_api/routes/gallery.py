@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Header, Path, Query, Response, UploadFile, status
 
 from ..deps import GalleryDep, RootPathDep, SettingsDep, require_api_key
 from ..schemas import GalleryItemOut, GalleryPage, ItemId, Text, error_responses
@@ -50,17 +50,33 @@ def get_image(item_id: ItemPath, gallery: GalleryDep) -> Response:
     summary="Add an uploaded image to the gallery",
     status_code=status.HTTP_201_CREATED,
     dependencies=[Depends(require_api_key)],
-    responses=error_responses(400, 401, 403, 413, 415, 422, 503),
+    responses=error_responses(400, 401, 403, 404, 413, 415, 422, 503),
 )
 def add_item(
     file: Annotated[UploadFile, File(description=f"{FORMAT_NAMES}; stored as the model's 32x32 input.")],
     gallery: GalleryDep,
     settings: SettingsDep,
     root_path: RootPathDep,
+    response: Response,
     caption: Annotated[Text(500) | None, Form(description="Free text shown with search results.")] = None,
     label: Annotated[Text(100) | None, Form(description="The item's class or tag, e.g. `cat`.")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description="Any unique string, e.g. a UUID: sending the same upload again with the same key returns"
+            " the item the first request added (header `Idempotent-Replayed: true`) instead of adding another,"
+            " so a client may retry after a timeout or a 5xx. The same key with another upload: 422.",
+        ),
+    ] = None,
 ) -> GalleryItemOut:
-    return GalleryItemOut.of(gallery.add(read_image(file, settings.max_upload_bytes), caption, label), root_path)
+    image = read_image(file, settings.max_upload_bytes)
+    item, replayed = gallery.add(image, caption, label, idempotency_key)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return GalleryItemOut.of(item, root_path)
 
 
 @router.delete(

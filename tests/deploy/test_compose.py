@@ -2,6 +2,7 @@
 and bad values are errors). No Docker engine runs here, so this is as far as Compose is checked."""
 
 import re
+from urllib.parse import urlsplit
 
 import pytest
 from compose_spec import PyCompose
@@ -24,8 +25,8 @@ def compose() -> dict:
     return parsed.to_dict()
 
 
-def test_three_services_behind_nginx(compose):
-    assert set(compose["services"]) == {"api", "ui", "nginx"}
+def test_four_services_behind_nginx(compose):
+    assert set(compose["services"]) == {"api", "ui", "nginx", "postgres"}
     published = [service for service in compose["services"].values() if service.get("ports")]
     assert published == [compose["services"]["nginx"]]
 
@@ -38,6 +39,7 @@ def test_every_service_has_a_healthcheck_and_restarts(compose):
 
 def test_startup_order_waits_for_health(compose):
     services = compose["services"]
+    assert services["api"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert services["ui"]["depends_on"] == {"api": {"condition": "service_healthy"}}
     assert services["nginx"]["depends_on"] == {
         "api": {"condition": "service_healthy"},
@@ -64,7 +66,8 @@ def test_upload_limit_is_one_setting_for_all_three(compose):
         (default, compose["services"]),
         ("5000000", parsed_with({"CLIP_MAX_UPLOAD_BYTES": "5000000"})["services"]),
     ):
-        assert {name: str(service["environment"]["CLIP_MAX_UPLOAD_BYTES"]) for name, service in services.items()} == {
+        ours = {name: service for name, service in services.items() if name != "postgres"}
+        assert {name: str(service["environment"]["CLIP_MAX_UPLOAD_BYTES"]) for name, service in ours.items()} == {
             "api": limit,
             "ui": limit,
             "nginx": limit,
@@ -79,7 +82,7 @@ def test_api_port_is_one_variable(compose):
     for port, services in ((default, compose["services"]), ("9123", parsed_with({"CLIP_PORT": "9123"})["services"])):
         assert str(services["api"]["environment"]["CLIP_PORT"]) == port
         assert services["ui"]["environment"]["API_URL"] == f"http://api:{port}"
-        assert services["nginx"]["environment"]["API_UPSTREAM"] == f"api:{port}"
+        assert services["nginx"]["environment"]["API_SERVERS"] == f"server api:{port};"
     # Nothing else names the default: the healthcheck reads CLIP_PORT inside the container.
     assert not re.search(rf"\b{default}\b", str(parsed_with({"CLIP_PORT": "9123"})))
 
@@ -103,8 +106,10 @@ def test_images_are_pinned_and_run_as_non_root():
     stages = set(re.findall(r"^FROM \S+ AS (\w+)", dockerfile, re.MULTILINE))
     bases = [image for image in re.findall(r"^FROM (\S+)", dockerfile, re.MULTILINE) if image not in stages]
     nginx = re.search(r"image: (nginx\S+)", COMPOSE_FILE.read_text()).group(1)
+    postgres = re.search(r"image: (postgres\S+)", COMPOSE_FILE.read_text()).group(1)
     for image in [*bases, nginx]:
         assert re.search(r":\d+\.\d+\.\d+", image), f"{image} is not pinned to a version"
+    assert re.search(r":\d+\.\d+-", postgres), f"{postgres} is not pinned to a version"  # PostgreSQL's have two parts
     # Both Python targets switch to the unprivileged user before their CMD; Nginx's image is unprivileged.
     assert dockerfile.count("USER app") == 2
     assert nginx.startswith("nginxinc/nginx-unprivileged:")
@@ -121,3 +126,26 @@ def test_dockerignore_admits_only_the_code():
     rules = [line for line in lines if line and not line.startswith("#")]
     assert rules[0] == "**"  # everything out, then the few paths the images need back in
     assert not [rule for rule in rules if rule.startswith("!") and rule[1:].startswith(("checkpoints", "runs", "data"))]
+
+
+def test_the_replicas_share_one_postgres_gallery_and_can_scale(compose):
+    services = compose["services"]
+    api, postgres = services["api"], services["postgres"]
+    database = urlsplit(api["environment"]["CLIP_DATABASE_URL"])
+    assert (database.scheme, database.hostname, database.port, database.path) == (
+        "postgresql",
+        "postgres",
+        5432,
+        "/clip",
+    )
+    environment = postgres["environment"]
+    assert (database.username, database.password) == (environment["POSTGRES_USER"], environment["POSTGRES_PASSWORD"])
+    assert environment["POSTGRES_DB"] == "clip"
+    # Its data in a named volume; its healthcheck asks the server itself, which api waits for.
+    assert any(str(volume).startswith("postgres-data") for volume in postgres["volumes"])
+    assert "postgres-data" in compose["volumes"]
+    assert postgres["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+    # `--scale api=3` needs an api with no fixed name and no published port; Nginx's upstream names
+    # the service, which resolves to every replica.
+    assert "container_name" not in api and not api.get("ports")
+    assert not postgres.get("ports")
