@@ -123,12 +123,13 @@ class Gallery:
         stopping: threading.Event,
     ) -> Gallery:
         """Raises `LoadStopped` when `stopping` is set while the dataset is being encoded."""
-        index = EmbeddingIndex(model.dim, exact_max=exact_max)
+        index = EmbeddingIndex(model.dim, exact_max=exact_max, device=model.search_device)
         if dataset is not None:
             vectors = _dataset_vectors(model, dataset, cache_dir, stopping)
             index.add(np.arange(len(vectors)), vectors)
         store.keep_vectors(_kinds(model))
-        gallery = cls(model, store, dataset, index, EmbeddingIndex(model.dim, exact_max=exact_max))
+        captions = EmbeddingIndex(model.dim, exact_max=exact_max, device=model.search_device)
+        gallery = cls(model, store, dataset, index, captions)
         started = time.perf_counter()
         snapshot = store.snapshot(_kinds(model))
         gallery._apply(snapshot)

@@ -94,7 +94,7 @@ class ServedModel:
     @classmethod
     def load(cls, settings: Settings) -> ServedModel:
         """The checkpoint the settings name, its text tower on the runtime they choose."""
-        device = resolve_device(settings.device)  # CLIP_DEVICE; the index searches on the CPU (numpy, FAISS)
+        device = resolve_device(settings.device)  # CLIP_DEVICE
         model, config = load_checkpoint(settings.checkpoint, settings.text_encoder_path, device)
         use_text_backend(model, settings.text_backend, settings.cache_dir / "onnx", settings.text_threads)
         return cls(model, config, settings.checkpoint, settings.text_cache_size)
@@ -107,6 +107,12 @@ class ServedModel:
     @property
     def dim(self) -> int:
         return self.model.config.embed_dim
+
+    @property
+    def search_device(self) -> torch.device | None:
+        """Where the gallery's exact search multiplies: the model's GPU, else numpy on the CPU."""
+        where = self.model.logit_scale.device
+        return where if where.type == "cuda" else None
 
     def image_vectors(self, images: torch.Tensor) -> np.ndarray:
         """(N, 3, 32, 32) uint8 -> (N, D) float32 unit vectors."""

@@ -38,7 +38,9 @@ def test_clip_device_places_the_model_and_cuda_without_a_gpu_is_refused(tmp_path
     save_checkpoint(Clip(TINY_MODEL, CAPTIONS), tmp_path / "checkpoint", {})
     monkeypatch.setenv("CLIP_DEVICE", "cpu")
     settings = build_settings(tmp_path / "checkpoint", None, tmp_path / "store")
-    assert settings.device == "cpu" and ServedModel.load(settings).model.logit_scale.device.type == "cpu"
+    served = ServedModel.load(settings)
+    assert settings.device == "cpu" and served.model.logit_scale.device.type == "cpu"
+    assert served.search_device is None  # the gallery searches with numpy
     if not torch.cuda.is_available():
         with pytest.raises(DeviceUnavailableError, match="sees no GPU"):
             ServedModel.load(build_settings(tmp_path / "checkpoint", None, tmp_path / "store", device="cuda"))
