@@ -48,7 +48,7 @@ class Settings(BaseSettings):
     exact_search_max: int = Field(EXACT_SEARCH_MAX, ge=0, description="above this many vectors, search with FAISS")
     text_cache_size: int = Field(4096, ge=0)
     # ONNX Runtime runs a first-seen query's MiniLM forward in a third of PyTorch's CPU time, to
-    # the same embedding (BENCHMARKS.md, model API); torch is the reference it is tested against.
+    # the same embedding (BENCHMARKS.md, first-seen text queries); torch is the reference it is tested against.
     text_backend: TextBackend = Field("onnx", description="runtime of the frozen MiniLM text tower: onnx or torch")
     text_threads: int = Field(1, ge=1, description="ONNX Runtime threads per text query")
     # Requests already run in parallel in the server's thread pool; a multi-threaded BLAS per

@@ -11,7 +11,7 @@ Norvig's corrector. Training captions are never corrected: their deliberate slip
 Candidates come from a symmetric-delete index (SymSpell's idea): two words within k edits share
 a string made from each by deleting at most k letters, so only caption words sharing one with
 the query word are compared. Scanning every caption word cost 3.2 ms of CPU per misspelled query
-against the shipped caption set, the index about a tenth of that (BENCHMARKS.md, model API).
+against the shipped caption set; the index, 0.025 ms (BENCHMARKS.md, first-seen text queries).
 """
 
 from __future__ import annotations
