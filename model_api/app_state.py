@@ -10,9 +10,11 @@ from .clip.data import DataUnavailableError, load_cifar10
 from .gallery import DatasetGallery, Gallery, LoadStopped
 from .served_model import ServedModel
 from .settings import Settings
-from .store import open_store
+from .store import GalleryStore, StoreUnavailableError, open_store
 
 log = logging.getLogger(__name__)
+
+STORE_RETRY_S = 2.0
 
 
 class NotReadyError(RuntimeError):
@@ -43,10 +45,11 @@ class AppState:
         settings = self.settings
         if not self.writes_enabled:
             log.warning("gallery writes are disabled: the server has no CLIP_API_KEY (uploads and deletes get 403)")
+        store = None
         try:
             self.model = ServedModel.load(settings)
             log.info("loaded checkpoint %s (sha256 %s)", settings.checkpoint, self.model.sha256[:12])
-            store = open_store(settings)
+            store = self._open_store()
             self.gallery = Gallery.load(
                 self.model,
                 store,
@@ -57,7 +60,8 @@ class AppState:
             )
         except LoadStopped as stopped:
             log.info("loading stopped for shutdown: %s", stopped)
-            store.close()  # no gallery holds it, so `close` would not
+            if store is not None:
+                store.close()  # no gallery holds it, so `close` would not
             return
         except Exception as error:  # any failure: reported through /ready and the log
             log.exception("loading failed")
@@ -72,6 +76,16 @@ class AppState:
         log.info("ready in %.1f s: gallery of %d items (%s)", self.load_seconds, len(self.gallery), self.dataset_status)
         if len(self.gallery) == 0:
             log.warning("the gallery is empty (dataset %s): searches find nothing", self.dataset_status)
+
+    def _open_store(self) -> GalleryStore:
+        """The store, waiting for a database that is not up yet (a replica started beside it)."""
+        while True:
+            try:
+                return open_store(self.settings)
+            except StoreUnavailableError as error:
+                log.warning("%s; trying again in %.0f s", error, STORE_RETRY_S)
+                if self.stopping.wait(STORE_RETRY_S):
+                    raise LoadStopped("stopped while waiting for the gallery database") from error
 
     def _load_dataset(self) -> DatasetGallery | None:
         if not self.settings.dataset_gallery:

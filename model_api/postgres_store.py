@@ -41,8 +41,9 @@ log = logging.getLogger(__name__)
 CHANNEL = "gallery_changes"
 # Arbitrary constants naming the two advisory locks (schema creation, writes).
 SCHEMA_LOCK, WRITE_LOCK = 727_001, 727_002
-# How long a request waits for a connection before its 503, and a connection attempt before giving up.
-POOL_TIMEOUT_S, CONNECT_TIMEOUT_S = 2.0, 2
+# How long a request waits for a connection before its 503, a connection attempt before giving up,
+# and opening the store for its first connection (the API retries, app_state.py).
+POOL_TIMEOUT_S, CONNECT_TIMEOUT_S, OPEN_TIMEOUT_S = 2.0, 2, 5.0
 # `listen` wakes at least this often: the safety net for a notification lost without an error.
 LISTEN_POLL_S = 1.0
 RECONNECT_S = 1.0
@@ -88,7 +89,7 @@ class PostgresStore:
             open=False,
         )
         try:
-            self._pool.open(wait=True, timeout=10 * POOL_TIMEOUT_S)
+            self._pool.open(wait=True, timeout=OPEN_TIMEOUT_S)
         except psycopg.OperationalError as error:
             self._pool.close()
             raise StoreUnavailableError(f"cannot reach the gallery database: {error}") from error

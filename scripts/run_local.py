@@ -148,9 +148,10 @@ class Stack:
         self.host = env.get("BIND_HOST", "127.0.0.1")
         ports = {name: env.get(f"{name.upper()}_PORT", default) for name, default in PORTS.items()}
         self.ports = {"api": str(self.settings.port), **ports}
-        self.replicas = int(env.get("CLIP_API_REPLICAS", "1"))
-        if self.replicas < 1:
-            raise LaunchError(f"CLIP_API_REPLICAS must be at least 1, not {self.replicas}")
+        replicas = env.get("CLIP_API_REPLICAS", "1")
+        if not replicas.isdigit() or int(replicas) < 1:
+            raise LaunchError(f"CLIP_API_REPLICAS must be a whole number of at least 1, not {replicas!r}")
+        self.replicas = int(replicas)
         # Replica i (from 0) listens on CLIP_PORT + i; the first keeps the names `api` and api.log.
         self.api_ports = {
             "api" if i == 0 else f"api-{i + 1}": str(self.settings.port + i) for i in range(self.replicas)
@@ -363,7 +364,11 @@ def main() -> int:
     # because a shell starting us in the background (`... &`) leaves it ignored.
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, interrupt)
-    stack = Stack(dict(os.environ))
+    try:
+        stack = Stack(dict(os.environ))
+    except LaunchError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 1
     try:
         key_source = stack.ensure_api_key()
         apis = "API" if stack.replicas == 1 else f"{stack.replicas} API replicas"

@@ -4,10 +4,13 @@ database that stops and starts again costs writes a clear 503 and reads nothing.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
 import torch
+
+from model_api.app_state import AppState
 
 from .conftest import API_KEY, encode
 
@@ -100,3 +103,20 @@ def test_a_database_outage_refuses_writes_keeps_reads_and_heals(serve, make_sett
     later = serve(make_settings(database_url=url))
     listed = later.get("/v1/gallery", params={"source": "user"}).json()["items"]
     assert sorted(item["id"] for item in listed) == sorted(acknowledged)
+
+
+def test_a_replica_started_before_its_database_waits_and_loads_once_it_is_up(make_settings, own_postgres, caplog):
+    url = own_postgres.create_database()
+    own_postgres.stop()
+    state = AppState(make_settings(database_url=url))
+    loading = threading.Thread(target=state.load)
+    loading.start()
+    try:
+        seconds_until(lambda: "trying again" in caplog.text, timeout=60)
+        assert state.not_ready_reason == "model loaded; loading the gallery" and state.error is None
+        own_postgres.start(own_postgres.data_dir.parent / f"postgres-{own_postgres.port}-later.log")
+        loading.join(60)
+        assert state.gallery is not None and state.error is None
+    finally:
+        state.close()
+        loading.join()

@@ -68,7 +68,7 @@ def imported_distributions(*places: str) -> dict[str, set[str]]:
     """Third-party distributions that these files, or the .py files directly in these folders, import
     -> the files importing each."""
     providers = {module: [canonical(d) for d in dists] for module, dists in metadata.packages_distributions().items()}
-    ours = {"model_api", "streamlit_ui", "tests"}
+    ours = {"model_api", "streamlit_ui", "tests", "scripts", "benchmarks"}  # this checkout's own folders
     found: dict[str, set[str]] = {}
     for place in places:
         for path in [ROOT / place] if place.endswith(".py") else sorted((ROOT / place).glob("*.py")):

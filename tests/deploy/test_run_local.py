@@ -182,3 +182,23 @@ def test_starts_without_a_dataset_and_stops_on_ctrl_c(tiny_checkpoint, tmp_path,
     assert "warning: the gallery is empty" in printed and "CIFAR10_DATA=" in printed
     for url in (stack.url, stack.api_url):
         assert refuses(url), f"{url} still answers after Ctrl-C"
+
+
+def test_replicas_get_consecutive_ports_and_nginx_lists_them_all(tmp_path):
+    env = {"RUN_DIR": str(tmp_path), "CLIP_API_REPLICAS": "3"}
+    stack = run_local.Stack(env, Settings(port=9200, database_url="postgresql://db.example/clip"))
+    commands = stack.commands()
+    ports = {name: command[command.index("--port") + 1] for name, (command, _) in commands.items() if "api" in name}
+    assert ports == {"api": "9200", "api-2": "9201", "api-3": "9202"}
+    site = (tmp_path / "default.conf").read_text()
+    assert all(f"server 127.0.0.1:{port};" in site for port in ports.values())
+    # The UI keeps calling the first; a database URL of the user's own means no PostgreSQL of ours.
+    assert commands["ui"][1]["API_URL"] == "http://127.0.0.1:9200"
+    assert stack.start_postgres() is None and stack.postgres is None
+    assert run_local.Stack({"RUN_DIR": str(tmp_path)}, Settings()).start_postgres() is None  # one replica: SQLite
+
+
+@pytest.mark.parametrize("replicas", ["0", "two", "-1"])
+def test_a_replica_count_that_is_not_a_positive_number_is_refused(replicas):
+    with pytest.raises(run_local.LaunchError, match="CLIP_API_REPLICAS must be"):
+        run_local.Stack({"CLIP_API_REPLICAS": replicas}, Settings())

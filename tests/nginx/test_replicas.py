@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import socket
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +20,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import png_bytes, synthetic_image
-from tests.stack import API_KEY, WebStack
+from tests.stack import API_KEY, WebStack, free_port
 
 
 def replica_pid(port: str) -> int:
@@ -33,21 +36,29 @@ def replica_pid(port: str) -> int:
 
 
 @pytest.fixture(scope="module")
-def two_replicas(tmp_path_factory, tiny_checkpoint, tiny_data_dir, postgres_server):
-    database = postgres_server.create_database("replicas_behind_nginx")
+def two_replicas(tmp_path_factory, tiny_checkpoint, tiny_data_dir):
+    """Without CLIP_DATABASE_URL the launcher starts a PostgreSQL of its own, as `make run` does;
+    its data under /tmp, where the `postgres` account can reach it when the tests run as root."""
     tmp = tmp_path_factory.mktemp("replicas")
+    postgres_dir = Path(tempfile.mkdtemp(prefix="clip-launcher-postgres-"))
+    postgres_port = free_port()
     # A generous rate limit: the load below is one client sending as fast as it can.
     stack = WebStack.start(
         tmp,
         tiny_checkpoint,
         tiny_data_dir,
         CLIP_API_REPLICAS="2",
-        CLIP_DATABASE_URL=database,
+        POSTGRES_DIR=str(postgres_dir),
+        POSTGRES_PORT=str(postgres_port),
         API_RATE_LIMIT="1000r/s",
         API_RATE_BURST="1000",
     )
     yield stack, tmp
-    stack.stop()
+    assert stack.stop() == 0
+    # The launcher stopped its PostgreSQL too.
+    with socket.socket() as probe:
+        assert probe.connect_ex(("127.0.0.1", postgres_port)) != 0
+    shutil.rmtree(postgres_dir, ignore_errors=True)
 
 
 def search(url: str) -> int:
@@ -74,16 +85,23 @@ def test_one_replica_killed_under_load_loses_no_search(two_replicas):
             pool.submit(load)
         time.sleep(2)
         served_before = len(statuses)
-        os.kill(replica_pid(second_port), signal.SIGKILL)
+        # Frozen first, so that searches are surely in flight on it (sent, unanswered) when it dies:
+        # those are the ones Nginx must send again to the other replica.
+        doomed = replica_pid(second_port)
+        os.kill(doomed, signal.SIGSTOP)
+        time.sleep(1)
+        stuck = len(statuses)
+        os.kill(doomed, signal.SIGKILL)
         time.sleep(3)
         stop.set()
-    assert served_before > 10 and len(statuses) > served_before + 10
+    assert served_before > 10 and len(statuses) > stuck + 10
     assert set(statuses) == {200}, {code: statuses.count(code) for code in set(statuses)}
     # Both replicas had served searches before one died.
     for log in ("api.log", "api-2.log"):
         assert "/v1/search/text" in (stack.run_dir / log).read_text(), log
-    # The launcher said so, and kept the rest running.
-    assert "warning: api-2 exited" in (tmp / "launcher.log").read_text()
+    # The launcher said so, and kept the rest running; it had started the replicas' PostgreSQL.
+    printed = (tmp / "launcher.log").read_text()
+    assert "warning: api-2 exited" in printed and "PostgreSQL on 127.0.0.1:" in printed
     assert stack.process.poll() is None
 
 
