@@ -97,10 +97,10 @@ def main() -> None:
 
     # Only its vectors' key and size matter here: the text tower on torch, no ONNX export.
     model = ServedModel.load(Settings(checkpoint=args.checkpoint, text_backend="torch"))
-    server = None
+    server, server_log = None, Path(tempfile.mkstemp(prefix="clip-bench-postgres-", suffix=".log")[1])
     if args.database_url is None:
         server = LocalPostgres(Path(tempfile.mkdtemp(prefix="clip-bench-postgres-")), free_port())
-        server.start(server.data_dir.parent / f"{server.data_dir.name}.log")
+        server.start(server_log)
     url = args.database_url or server.url
     try:
         started = time.perf_counter()
@@ -112,6 +112,7 @@ def main() -> None:
         if server is not None:
             server.stop()
             shutil.rmtree(server.data_dir, ignore_errors=True)
+        server_log.unlink()
     results["machine"] = {**machine, "load_average_at_end": os.getloadavg()}
     print(
         f"Gallery.load of {results['vectors_loaded']} vectors: median {results['gallery_load_median_s']:.2f} s "
