@@ -185,17 +185,23 @@ class PostgresStore:
             db.execute("DELETE FROM vectors WHERE NOT (vectors_id = ANY(%s))", (sorted(vectors_ids),))
 
     def listen(self, stopping: threading.Event) -> Iterator[None]:
+        lost = False  # said once per outage, not once per reconnect attempt
         while not stopping.is_set():
             try:
                 with psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S) as connection:
                     connection.execute(f"LISTEN {CHANNEL}")
+                    if lost:
+                        log.info("gallery change feed: the database is back; catching up")
+                        lost = False
                     yield  # (re)connected: whatever happened while we were away is in the feed
                     while not stopping.is_set():
                         for _ in connection.notifies(timeout=LISTEN_POLL_S, stop_after=1):
                             pass
                         yield
             except psycopg.OperationalError as error:
-                log.warning("gallery change feed: lost the database (%s); retrying every %.0f s", error, RECONNECT_S)
+                if not lost:
+                    log.warning("gallery change feed: database lost (%s); retrying every %.0f s", error, RECONNECT_S)
+                    lost = True
                 stopping.wait(RECONNECT_S)
 
     def close(self) -> None:
