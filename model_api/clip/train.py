@@ -39,6 +39,7 @@ from .config import ClipConfig, TrainConfig
 from .data import Cifar10, Split, augment, to_float
 from .distributed import SINGLE_PROCESS, Ranks, gather
 from .hardware import Device, resolve_device
+from .image_encoder import ImageEncoder
 from .inference import embed_images, embed_labels
 from .loss import LabelAwareContrastiveLoss, label_positives
 from .model import Clip
@@ -58,20 +59,21 @@ class Optimizers:
         return (self.sgd, self.adamw) if self.muon is None else (self.muon, self.sgd, self.adamw)
 
 
-def build_optimizers(model: Clip, recipe: TrainConfig) -> Optimizers:
-    """Muon for the conv filters (or SGD, by the recipe); SGD (airbench94's per-1024-example
-    scaling, for a mean loss) for the rest of the image side; AdamW for the text tower, its
-    projection and the temperature."""
+def image_optimizers(
+    visual: ImageEncoder, head_weights: list[torch.nn.Parameter], recipe: TrainConfig
+) -> tuple[Muon | None, torch.optim.SGD]:
+    """Muon for the conv filters (or SGD, by the recipe) and SGD (airbench94's per-1024-example
+    scaling, for a mean loss) for the head's weights, the BatchNorm biases and the whitening bias.
+    head_weights: what maps the tower's features onward (a projection, a classifier)."""
     # airbench94 states lr and decay per 1024 examples of a summed loss; our loss is a batch
     # mean, so the per-example rate is multiplied by the batch size.
     per_example = recipe.batch_size / (1024 * (1 + 1 / (1 - recipe.sgd_momentum)))
     lr = recipe.sgd_lr * per_example
     decay = recipe.sgd_weight_decay * per_example
-    visual = model.visual
     norm_biases = [p for n, p in visual.named_parameters() if "groups" in n and n.endswith("bias")]
     filters = [p for n, p in visual.named_parameters() if n.endswith("weight") and p.requires_grad]
     muon = Muon(filters, recipe.muon_lr, recipe.muon_momentum) if recipe.image_optimizer == "muon" else None
-    weights = [model.image_projection.weight, *(filters if muon is None else [])]
+    weights = [*head_weights, *(filters if muon is None else [])]
     bias_lr = lr * recipe.bias_lr_scale
     sgd = torch.optim.SGD(
         [
@@ -82,6 +84,20 @@ def build_optimizers(model: Clip, recipe: TrainConfig) -> Optimizers:
         momentum=recipe.sgd_momentum,
         nesterov=True,
     )
+    return muon, sgd
+
+
+def remember_base_lrs(optimizers: tuple[torch.optim.Optimizer, ...]) -> None:
+    """The schedule scales each group's starting rate."""
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["base_lr"] = group["lr"]
+
+
+def build_optimizers(model: Clip, recipe: TrainConfig) -> Optimizers:
+    """The image side's optimizers (`image_optimizers`), and AdamW for the text tower, its
+    projection and the temperature."""
+    muon, sgd = image_optimizers(model.visual, [model.image_projection.weight], recipe)
     text_params = [*model.text.parameters(), model.text_projection.weight]
     adamw = torch.optim.AdamW(
         [
@@ -90,9 +106,7 @@ def build_optimizers(model: Clip, recipe: TrainConfig) -> Optimizers:
         ]
     )
     optimizers = Optimizers(muon, sgd, adamw)
-    for optimizer in optimizers.all():
-        for group in optimizer.param_groups:
-            group["base_lr"] = group["lr"]
+    remember_base_lrs(optimizers.all())
     return optimizers
 
 
@@ -103,6 +117,37 @@ def lr_factor(step: int, total: int, recipe: TrainConfig) -> float:
         return 0.2 + 0.8 * progress / recipe.warmup_fraction
     tail = (progress - recipe.warmup_fraction) / (1 - recipe.warmup_fraction)
     return 1.0 + (recipe.final_lr_fraction - 1.0) * tail
+
+
+def set_learning_rates(
+    optimizers: tuple[torch.optim.Optimizer, ...], step: int, total: int, epoch: int, recipe: TrainConfig
+) -> None:
+    """Every group at its base rate times the schedule; the whitening bias trains for the first
+    whiten_bias_epochs epochs only (airbench94)."""
+    factor = lr_factor(step, total, recipe)
+    whiten_frozen = epoch >= recipe.whiten_bias_epochs
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            frozen = whiten_frozen and group.get("name") == "whiten_bias"
+            group["lr"] = 0.0 if frozen else group["base_lr"] * factor
+
+
+def averaging_decay(step: int, total: int, epoch: int, recipe: TrainConfig) -> float | None:
+    """airbench94's weight averaging: every ema_every steps from ema_start_epoch on, the average
+    keeps more of itself as training ends. None: no averaging at this step."""
+    if epoch >= recipe.ema_start_epoch and step % recipe.ema_every == 0:
+        return 0.95**recipe.ema_every * (step / total) ** 3
+    return None
+
+
+def epoch_draw(
+    images: torch.Tensor, recipe: TrainConfig, epoch: int
+) -> tuple[torch.Generator, torch.Tensor, torch.Tensor]:
+    """The epoch's generator, augmented images (N, 3, 32, 32) uint8 and batch order (N,): seeded
+    by the run's seed and the epoch, so every process and a resumed run draw the same."""
+    generator = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)
+    augmented = augment(images, recipe.translate, generator)
+    return generator, augmented, torch.randperm(len(images), generator=generator)
 
 
 class CaptionSampler:
@@ -168,11 +213,11 @@ class WeightAverager:
     """airbench94's Lookahead-style averaging: every few steps the averaged weights move
     towards the live ones and are copied back into the net."""
 
-    def __init__(self, model: Clip) -> None:
+    def __init__(self, model: torch.nn.Module) -> None:
         self.average = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
 
     @torch.no_grad()
-    def update(self, model: Clip, decay: float) -> None:
+    def update(self, model: torch.nn.Module, decay: float) -> None:
         for name, live in model.state_dict().items():
             if name in self.average:
                 self.average[name].lerp_(live, 1 - decay)
@@ -321,14 +366,6 @@ class Trainer:
                 )
 
     # --- training ------------------------------------------------------------------------
-    def set_learning_rates(self, step: int) -> None:
-        factor = lr_factor(step, self.total_steps, self.recipe)
-        whiten_frozen = self.epoch >= self.recipe.whiten_bias_epochs
-        for optimizer in self.optimizers.all():
-            for group in optimizer.param_groups:
-                frozen = whiten_frozen and group.get("name") == "whiten_bias"
-                group["lr"] = 0.0 if frozen else group["base_lr"] * factor
-
     def train_step(self, images: torch.Tensor, chosen: torch.Tensor, generator: torch.Generator) -> float:
         """images (N, 3, 32, 32) uint8, the epoch's augmented training images on the device;
         chosen (B,) the global batch's rows of them, of which this process encodes its shard. The
@@ -358,15 +395,13 @@ class Trainer:
         return loss.item()
 
     def average_weights(self, step: int) -> None:
-        if self.epoch >= self.recipe.ema_start_epoch and step % self.recipe.ema_every == 0:
-            decay = 0.95**self.recipe.ema_every * (step / self.total_steps) ** 3
+        decay = averaging_decay(step, self.total_steps, self.epoch, self.recipe)
+        if decay is not None:
             self.averager.update(self.model, decay)
 
     def run_epoch(self) -> dict[str, float]:
         # Every process draws the same augmentation and permutation; each trains on its shard of it.
-        generator = torch.Generator().manual_seed(self.recipe.seed * 100_003 + self.epoch)
-        images = augment(self.images, self.recipe.translate, generator)
-        order = torch.randperm(len(images), generator=generator)
+        generator, images, order = epoch_draw(self.images, self.recipe, self.epoch)
         self.network.train()
         losses, started = [], time.perf_counter()
         batches = range(0, len(order), self.recipe.batch_size)
@@ -375,7 +410,7 @@ class Trainer:
         )
         for index, start in enumerate(progress):
             step = self.epoch * self.steps_per_epoch + index + 1
-            self.set_learning_rates(step)
+            set_learning_rates(self.optimizers.all(), step, self.total_steps, self.epoch, self.recipe)
             losses.append(self.train_step(images, order[start : start + self.recipe.batch_size], generator))
             self.average_weights(step)
             progress.set_postfix(loss=f"{losses[-1]:.3f}")
