@@ -133,6 +133,7 @@ def running_server(args: argparse.Namespace) -> Iterator[tuple[str, float]]:
         process = subprocess.Popen(command, env=server_env(args), cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}"
     try:
+        args.server_pid = process.pid  # for `server_cpu_s`
         yield base_url, wait_ready(base_url, process, started, args.ready_timeout, log_path)
     finally:
         process.terminate()
@@ -156,6 +157,13 @@ def wait_ready(base_url: str, process: subprocess.Popen, started: float, timeout
                     raise RuntimeError(f"the server could not load: {response.json()['detail']}")
             time.sleep(0.1)
     raise RuntimeError(f"not ready after {timeout:.0f} s; see {log_path}")
+
+
+def server_cpu_s(args: argparse.Namespace) -> float:
+    """CPU seconds the server process has used so far (all its threads; Linux's /proc). Per
+    request, it is the work a request costs the server, whatever else shares the CPUs."""
+    fields = Path(f"/proc/{args.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def prepare_store(store_dir: Path, empty: bool) -> None:
@@ -221,23 +229,26 @@ def bench_search(http: httpx.Client, args: argparse.Namespace) -> dict:
     queries = args.queries_pool[: args.queries]
     del args.queries_pool[: args.queries]  # the throughput section must not send them again
     log = server_log(args)
-    log_start = settled_size(log)
+    log_start, cpu_start = settled_size(log), server_cpu_s(args)
     first = {query: timed_ms(lambda query=query: search(http, query, args.top_k)) for query in queries}
-    log_middle = settled_size(log)
+    log_middle, cpu_middle = settled_size(log), server_cpu_s(args)
     again = random.Random(args.seed).sample(queries, len(queries))
     repeated = [timed_ms(lambda query=query: search(http, query, args.top_k)) for query in again]
+    cpu_end = server_cpu_s(args)
     misspelled = [ms for query, ms in first.items() if is_misspelled(query)]
     return {
         **latency_summary(list(first.values())),
         "distinct_queries": len(queries),
         "top_k": args.top_k,
         "server_side": latency_summary(logged_latencies(log, log_start, log_middle, "/v1/search/text")),
+        "server_cpu_ms_per_request": (cpu_middle - cpu_start) * 1000 / len(queries),
         "misspelled": latency_summary(misspelled),
         "spelled_right": latency_summary([ms for query, ms in first.items() if not is_misspelled(query)]),
         "repeated": latency_summary(repeated),
         "repeated_server_side": latency_summary(
             logged_latencies(log, log_middle, settled_size(log), "/v1/search/text")
         ),
+        "repeated_server_cpu_ms_per_request": (cpu_end - cpu_middle) * 1000 / len(queries),
     }
 
 
@@ -321,17 +332,22 @@ async def sustained_search(base_url: str, args: argparse.Namespace, next_query: 
                 errors[f"HTTP {response.status_code}"] += 1
 
     async with httpx.AsyncClient(base_url=base_url, timeout=args.timeout, limits=limits) as client:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), server_cpu_s(args)
         deadline = started + args.duration
         await asyncio.gather(
             *(client_loop(client, random.Random(args.seed + i), deadline) for i in range(args.concurrency))
         )
-        elapsed = time.perf_counter() - started
+        elapsed, server_cpu = time.perf_counter() - started, server_cpu_s(args) - cpu_started
+    requests = len(ok_ms) + sum(errors.values())
     return {
         "clients": args.concurrency,
         "duration_s": elapsed,
-        "requests": len(ok_ms) + sum(errors.values()),
+        "requests": requests,
         "requests_per_s": len(ok_ms) / elapsed,
+        # The server's CPU share: on two CPUs of its own it could answer at most about
+        # 2 / (server CPU seconds per request) per second, less the client's share.
+        "server_cpu_ms_per_request": server_cpu * 1000 / max(requests, 1),
+        "server_cpu_share": server_cpu / elapsed,
         "errors": sum(errors.values()),
         "errors_by_kind": dict(errors),
         "latency_under_load": latency_summary(ok_ms),

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -109,6 +110,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    # As the service runs: one PyTorch and one BLAS thread per request thread.
+    torch.set_num_threads(settings.torch_threads)
+    threadpool_limits(settings.blas_threads, user_api="blas")
     queries = distinct_queries(args.seed)[: args.queries]
     reference, _ = load_checkpoint(args.checkpoint)
     fast, _ = load_checkpoint(args.checkpoint)

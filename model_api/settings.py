@@ -47,10 +47,13 @@ class Settings(BaseSettings):
     max_batch_files: int = Field(32, gt=0)
     exact_search_max: int = Field(EXACT_SEARCH_MAX, ge=0, description="above this many vectors, search with FAISS")
     text_cache_size: int = Field(4096, ge=0)
-    # ONNX Runtime runs a first-seen query's MiniLM forward in a third of PyTorch's CPU time, to
+    # ONNX Runtime runs a first-seen query's MiniLM forward in less than half PyTorch's CPU time, to
     # the same embedding (BENCHMARKS.md, first-seen text queries); torch is the reference it is tested against.
     text_backend: TextBackend = Field("onnx", description="runtime of the frozen MiniLM text tower: onnx or torch")
     text_threads: int = Field(1, ge=1, description="ONNX Runtime threads per text query")
+    # With two, torch's idle OpenMP worker spun after every small product: the 256-d projection of
+    # one query took 16 ms of CPU instead of 0.1 (BENCHMARKS.md, first-seen text queries).
+    torch_threads: int = Field(1, ge=1, description="PyTorch intra-op threads per request thread")
     # Requests already run in parallel in the server's thread pool; a multi-threaded BLAS per
     # request made the threads spin against each other (BENCHMARKS.md, model API).
     blas_threads: int = Field(1, ge=1, description="BLAS threads per exact-search matrix product")
