@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         threadpool_limits(settings.blas_threads, user_api="blas")  # process-wide: numpy's and scipy's BLAS
-        torch.set_num_threads(settings.torch_threads)  # process-wide too: every thread's PyTorch ops
+        torch.set_num_threads(settings.torch_threads)  # for every thread started after: loader, requests
         # Load in a worker thread: the server accepts requests at once, /health answers and
         # /ready says 503 with the reason until the model and gallery are in.
         loading = asyncio.create_task(asyncio.to_thread(state.load))

@@ -1,6 +1,9 @@
-"""The service runs the text tower on the backend its settings name, to the same query vectors."""
+"""The service runs the text tower on the backend its settings name, to the same query vectors,
+and PyTorch on as many threads per request as they say."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import pytest
@@ -44,3 +47,23 @@ def test_clip_device_places_the_model_and_cuda_without_a_gpu_is_refused(tmp_path
     if not torch.cuda.is_available():
         with pytest.raises(DeviceUnavailableError, match="sees no GPU"):
             ServedModel.load(build_settings(tmp_path / "checkpoint", None, tmp_path / "store", device="cuda"))
+
+
+def threads_a_new_thread_gets() -> int:
+    """What PyTorch gives a thread started now, as the server's request threads are."""
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    return seen[0]
+
+
+def test_the_service_runs_pytorch_on_the_threads_its_settings_give(make_settings, serve) -> None:
+    before = torch.get_num_threads()
+    try:
+        serve(make_settings(torch_threads=3))
+        assert threads_a_new_thread_gets() == 3
+        serve(make_settings(torch_threads=1))
+        assert threads_a_new_thread_gets() == 1
+    finally:
+        torch.set_num_threads(before)
