@@ -25,7 +25,6 @@ between two of them when the server shuts down (`stopping`).
 from __future__ import annotations
 
 import bisect
-import io
 import logging
 import math
 import os
@@ -42,8 +41,9 @@ import torch
 from .clip.data import Split
 from .clip.index import EmbeddingIndex, Hit
 from .clip.preprocess import bytes_to_tensor, tensor_to_image
+from .photos import Photo, encode
 from .served_model import ServedModel
-from .store import Changes, GalleryStore, StoredItem, StoreUnavailableError
+from .store import Changes, GalleryStore, Picture, StoredItem, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -154,16 +154,16 @@ class Gallery:
             raise UnknownItemError(f"no gallery item {item_id!r}")
         return _user_item(stored)
 
-    def image_png(self, item_id: str) -> bytes:
+    def picture(self, item_id: str, kind: Picture) -> tuple[bytes, str]:
+        """(bytes, media type) of the item's photo or thumbnail: an upload's as stored, a dataset
+        image's 32x32 PNG for both."""
         source, number = self._parse(item_id)
         if source == "dataset":
-            buffer = io.BytesIO()
-            tensor_to_image(self.dataset.split.images[number]).save(buffer, format="PNG")
-            return buffer.getvalue()
-        png = self.store.images([number]).get(number) if number in self._uploads else None
-        if png is None:
+            return encode(tensor_to_image(self.dataset.split.images[number]), "PNG"), "image/png"
+        picture = self.store.picture(number, kind) if number in self._uploads else None
+        if picture is None:
             raise UnknownItemError(f"no gallery item {item_id!r}")
-        return png
+        return picture
 
     def vector(self, item_id: str) -> np.ndarray:
         try:
@@ -203,17 +203,15 @@ class Gallery:
         return relative_cut(results[:top_k], min_relative_score)
 
     def add(
-        self, image: torch.Tensor, caption: str | None, label: str | None, idempotency_key: str | None = None
+        self, photo: Photo, caption: str | None, label: str | None, idempotency_key: str | None = None
     ) -> tuple[GalleryItem, bool]:
-        """image: (3, 32, 32) uint8, the model's input; stored losslessly as PNG. Returns the item
-        and whether it was added before under `idempotency_key` (then nothing new is stored)."""
-        vector = self.model.image_vectors(image[None])[0]
+        """Embeds the photo's model input and stores it with the photo and thumbnail. Returns the
+        item and whether it was added before under `idempotency_key` (then nothing new is stored)."""
+        vector = self.model.image_vectors(photo.model_input[None])[0]
         vectors = {self.model.vectors_id: vector}
         if caption:
             vectors[self.model.caption_vectors_id] = self.model.caption_vectors(vector[None], [caption])[0]
-        buffer = io.BytesIO()
-        tensor_to_image(image).save(buffer, format="PNG")
-        added = self.store.add(buffer.getvalue(), caption, label, vectors, idempotency_key)
+        added = self.store.add(photo.stored, caption, label, vectors, idempotency_key)
         if added.item is None:
             raise UnknownItemError("the item first added with this Idempotency-Key has been deleted since")
         self._sync_after_write()

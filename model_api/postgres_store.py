@@ -25,12 +25,16 @@ import numpy as np
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from .photos import StoredImages
 from .store import (
+    PICTURE_SQL,
     Added,
     Changes,
+    Picture,
     StoredItem,
     StoreUnavailableError,
     group_vectors,
+    image_values,
     replay,
     upload_fingerprint,
     vector_blob,
@@ -56,6 +60,12 @@ CREATE TABLE IF NOT EXISTS items (
     png BYTEA NOT NULL,
     created_at DOUBLE PRECISION NOT NULL
 );
+-- Photos kept as uploaded (`png` is the model's 32x32 input); a database from before has NULL here.
+ALTER TABLE items ADD COLUMN IF NOT EXISTS photo BYTEA;
+ALTER TABLE items ADD COLUMN IF NOT EXISTS thumbnail BYTEA;
+ALTER TABLE items ADD COLUMN IF NOT EXISTS media_type TEXT;
+ALTER TABLE items ADD COLUMN IF NOT EXISTS sha256 TEXT;
+CREATE INDEX IF NOT EXISTS items_sha256 ON items (sha256);
 CREATE TABLE IF NOT EXISTS vectors (
     number BIGINT NOT NULL REFERENCES items (number) ON DELETE CASCADE,
     vectors_id TEXT NOT NULL,
@@ -74,6 +84,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 );
 """
 _ITEM_COLUMNS = "number, caption, label, created_at"
+_INSERT_COLUMNS = "caption, label, created_at, png, photo, thumbnail, media_type, sha256"
 
 
 class PostgresStore:
@@ -100,14 +111,14 @@ class PostgresStore:
 
     def add(
         self,
-        png: bytes,
+        images: StoredImages,
         caption: str | None,
         label: str | None,
         vectors: Mapping[str, np.ndarray],
         idempotency_key: str | None = None,
     ) -> Added:
         created_at = time.time()
-        fingerprint = upload_fingerprint(png, caption, label)
+        fingerprint = upload_fingerprint(images, caption, label)
         with self._write() as db:
             if idempotency_key is not None:
                 earlier = db.execute(
@@ -116,8 +127,8 @@ class PostgresStore:
                 if earlier is not None:
                     return replay(idempotency_key, earlier[0], fingerprint, _item(db, earlier[1]))
             number = db.execute(
-                "INSERT INTO items (caption, label, png, created_at) VALUES (%s, %s, %s, %s) RETURNING number",
-                (caption, label, png, created_at),
+                f"INSERT INTO items ({_INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING number",
+                (caption, label, created_at, *image_values(images)),
             ).fetchone()[0]
             with db.cursor() as cursor:
                 cursor.executemany(
@@ -142,6 +153,11 @@ class PostgresStore:
     def images(self, numbers: list[int]) -> dict[int, bytes]:
         with self._transaction() as db:
             return dict(db.execute("SELECT number, png FROM items WHERE number = ANY(%s)", (numbers,)).fetchall())
+
+    def picture(self, number: int, kind: Picture) -> tuple[bytes, str] | None:
+        with self._transaction() as db:
+            row = db.execute(f"SELECT {PICTURE_SQL[kind]} FROM items WHERE number = %s", (number,)).fetchone()
+        return tuple(row) if row else None
 
     def snapshot(self, vectors_ids: set[str]) -> Changes:
         with self._transaction(repeatable_read=True) as db:

@@ -80,15 +80,21 @@ Refinement = Annotated[
 ItemId = Annotated[str, Field(description="Gallery id: `test-<n>` (dataset) or `user-<n>` (upload).", max_length=64)]
 
 
-def image_url(item_id: str, root_path: str) -> str:
+def picture_url(item_id: str, kind: Literal["image", "thumbnail"], root_path: str) -> str:
     """A path from the root of the host the client called: root_path is where it reached the API
     ("" direct, "/api" through Nginx; `forwarded_prefix`), so the URL works from there."""
-    return f"{root_path}/v1/gallery/{item_id}/image"
+    return f"{root_path}/v1/gallery/{item_id}/{kind}"
 
 
 IMAGE_URL_DESCRIPTION = (
-    "The item's PNG, as a path on the host the request was sent to: `/v1/gallery/test-3/image` when the API is "
-    "called directly, `/api/v1/gallery/test-3/image` through the deployment's Nginx (its `X-Forwarded-Prefix`)."
+    "The stored image: an upload's photo as given (longest side at most 1,024 px; JPEG, or PNG for small or "
+    "transparent images), a dataset item's 32x32 PNG. A path on the host the request was sent to: "
+    "`/v1/gallery/test-3/image` when the API is called directly, `/api/v1/gallery/test-3/image` through the "
+    "deployment's Nginx (its `X-Forwarded-Prefix`)."
+)
+THUMBNAIL_URL_DESCRIPTION = (
+    "The image for grids: an upload's thumbnail (longest side at most 256 px), a dataset item's 32x32 PNG; "
+    "a path like `image_url`."
 )
 
 
@@ -185,11 +191,18 @@ class SearchResult(BaseModel):
     label: str | None = Field(description="The item's class, user label or caption; null if none.")
     caption: str | None = Field(None, description="Caption given at upload; null if none.")
     image_url: str = Field(description=IMAGE_URL_DESCRIPTION)
+    thumbnail_url: str = Field(description=THUMBNAIL_URL_DESCRIPTION)
 
     @classmethod
     def of(cls, item: GalleryItem, score: float, root_path: str) -> SearchResult:
-        url = image_url(item.id, root_path)
-        return cls(id=item.id, score=score, label=item.display_label, caption=item.caption, image_url=url)
+        return cls(
+            id=item.id,
+            score=score,
+            label=item.display_label,
+            caption=item.caption,
+            image_url=picture_url(item.id, "image", root_path),
+            thumbnail_url=picture_url(item.id, "thumbnail", root_path),
+        )
 
 
 class SearchResponse(BaseModel):
@@ -206,11 +219,18 @@ class GalleryItemOut(BaseModel):
     label: str | None = Field(description="Dataset class or the label given at upload; null if none.")
     caption: str | None = Field(description="Caption given at upload; null if none.")
     image_url: str = Field(description=IMAGE_URL_DESCRIPTION)
+    thumbnail_url: str = Field(description=THUMBNAIL_URL_DESCRIPTION)
 
     @classmethod
     def of(cls, item: GalleryItem, root_path: str) -> GalleryItemOut:
-        url = image_url(item.id, root_path)
-        return cls(id=item.id, source=item.source, label=item.label, caption=item.caption, image_url=url)
+        return cls(
+            id=item.id,
+            source=item.source,
+            label=item.label,
+            caption=item.caption,
+            image_url=picture_url(item.id, "image", root_path),
+            thumbnail_url=picture_url(item.id, "thumbnail", root_path),
+        )
 
 
 class GalleryPage(BaseModel):

@@ -18,11 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .photos import StoredImages
 from .store import (
+    PICTURE_SQL,
     Added,
     Changes,
+    Picture,
     StoredItem,
     group_vectors,
+    image_values,
     replay,
     upload_fingerprint,
     vector_blob,
@@ -30,14 +34,21 @@ from .store import (
 
 # 1: the vectors' key column is `vectors_id` (version 0 called it `model_sha`).
 # 2: the change feed (`changes`) and idempotency keys.
-SCHEMA_VERSION = 2
+# 3: the uploaded photo, its thumbnail, their media type and the uploaded file's sha256 (`png` is
+#    the model's 32x32 input); older items have NULL there and show their `png`.
+SCHEMA_VERSION = 3
+_PHOTO_COLUMNS = {"photo": "BLOB", "thumbnail": "BLOB", "media_type": "TEXT", "sha256": "TEXT"}
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     number INTEGER PRIMARY KEY AUTOINCREMENT,
     caption TEXT,
     label TEXT,
     png BLOB NOT NULL,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    photo BLOB,
+    thumbnail BLOB,
+    media_type TEXT,
+    sha256 TEXT
 );
 CREATE TABLE IF NOT EXISTS vectors (
     number INTEGER NOT NULL REFERENCES items(number) ON DELETE CASCADE,
@@ -57,6 +68,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 );
 """
 _ITEM_COLUMNS = "number, caption, label, created_at"
+_INSERT_COLUMNS = "caption, label, created_at, png, photo, thumbnail, media_type, sha256"
 
 
 class SqliteStore:
@@ -79,18 +91,23 @@ class SqliteStore:
                 self._db.execute("ALTER TABLE vectors RENAME COLUMN model_sha TO vectors_id")
             for statement in _SCHEMA.split(";"):
                 self._db.execute(statement)
+            item_columns = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
+            for column, kind in _PHOTO_COLUMNS.items():  # versions 0 to 2
+                if column not in item_columns:
+                    self._db.execute(f"ALTER TABLE items ADD COLUMN {column} {kind}")
+            self._db.execute("CREATE INDEX IF NOT EXISTS items_sha256 ON items (sha256)")
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def add(
         self,
-        png: bytes,
+        images: StoredImages,
         caption: str | None,
         label: str | None,
         vectors: Mapping[str, np.ndarray],
         idempotency_key: str | None = None,
     ) -> Added:
         created_at = time.time()
-        fingerprint = upload_fingerprint(png, caption, label)
+        fingerprint = upload_fingerprint(images, caption, label)
         with self._lock, self._transaction():
             if idempotency_key is not None:
                 earlier = self._db.execute(
@@ -99,8 +116,8 @@ class SqliteStore:
                 if earlier is not None:
                     return replay(idempotency_key, earlier[0], fingerprint, self._item(earlier[1]))
             number = self._db.execute(
-                "INSERT INTO items (caption, label, png, created_at) VALUES (?, ?, ?, ?)",
-                (caption, label, png, created_at),
+                f"INSERT INTO items ({_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (caption, label, created_at, *image_values(images)),
             ).lastrowid
             self._db.executemany(
                 "INSERT INTO vectors (number, vectors_id, vector) VALUES (?, ?, ?)",
@@ -129,6 +146,11 @@ class SqliteStore:
         marks = ", ".join("?" * len(numbers))
         with self._lock:
             return dict(self._db.execute(f"SELECT number, png FROM items WHERE number IN ({marks})", numbers))
+
+    def picture(self, number: int, kind: Picture) -> tuple[bytes, str] | None:
+        with self._lock:
+            row = self._db.execute(f"SELECT {PICTURE_SQL[kind]} FROM items WHERE number = ?", (number,)).fetchone()
+        return tuple(row) if row else None
 
     def snapshot(self, vectors_ids: set[str]) -> Changes:
         with self._lock, self._transaction():

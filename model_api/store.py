@@ -10,6 +10,10 @@ gallery in memory as of some seq: it loads a `Changes` snapshot once, then asks 
 after the seq it has (`changes_since`), so it never re-reads the whole table and a missed
 notification only delays what the next call returns. Embeddings are keyed by what made them
 (`ServedModel.vectors_id`, and `caption_vectors_id` for captioned items).
+
+Each item keeps three images (`photos.StoredImages`): the 32x32 PNG the model embedded, the photo
+as uploaded (longest side capped) and its thumbnail. Items stored before photos were kept have
+only the first, which then stands in for both.
 """
 
 from __future__ import annotations
@@ -18,12 +22,16 @@ import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from threading import Event
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
+from .photos import StoredImages
+
 if TYPE_CHECKING:
     from .settings import Settings
+
+Picture = Literal["photo", "thumbnail"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,7 @@ class IdempotencyKeyReusedError(ValueError):
 class GalleryStore(Protocol):
     def add(
         self,
-        png: bytes,
+        images: StoredImages,
         caption: str | None,
         label: str | None,
         vectors: Mapping[str, np.ndarray],
@@ -76,7 +84,11 @@ class GalleryStore(Protocol):
     def delete(self, number: int) -> bool: ...
 
     def images(self, numbers: list[int]) -> dict[int, bytes]:
-        """PNG bytes of those items that exist."""
+        """The model input's PNG bytes of those items that exist."""
+        ...
+
+    def picture(self, number: int, kind: Picture) -> tuple[bytes, str] | None:
+        """(bytes, media type) of the item's photo or thumbnail; None if there is no such item."""
         ...
 
     def snapshot(self, vectors_ids: set[str]) -> Changes:
@@ -108,9 +120,9 @@ def open_store(settings: Settings) -> GalleryStore:
     return SqliteStore(settings.store_dir / "gallery.sqlite3")
 
 
-def upload_fingerprint(png: bytes, caption: str | None, label: str | None) -> str:
+def upload_fingerprint(images: StoredImages, caption: str | None, label: str | None) -> str:
     """What an idempotency key is bound to: the same key with another upload is a client error."""
-    digest = hashlib.sha256(png)
+    digest = hashlib.sha256(images.sha256.encode())
     for text in (caption, label):
         digest.update(b"\x00" if text is None else b"\x01" + text.encode() + b"\x00")
     return digest.hexdigest()
@@ -121,6 +133,19 @@ def replay(key: str, fingerprint_then: str, fingerprint_now: str, item: StoredIt
     if fingerprint_then != fingerprint_now:
         raise IdempotencyKeyReusedError(f"Idempotency-Key {key!r} was already used for a different upload")
     return Added(item, replayed=True)
+
+
+# Both stores' SELECT list for a picture: an item from before photos were kept shows its 32x32 PNG.
+PICTURE_SQL = {
+    "photo": "COALESCE(photo, png), COALESCE(media_type, 'image/png')",
+    "thumbnail": "COALESCE(thumbnail, photo, png), COALESCE(media_type, 'image/png')",
+}
+
+
+def image_values(images: StoredImages) -> tuple[bytes, bytes, bytes, str, str]:
+    """The image columns of an items row, in both stores' insert order: png (the model input),
+    photo, thumbnail, media_type, sha256."""
+    return images.model_input, images.photo, images.thumbnail, images.media_type, images.sha256
 
 
 def vector_blob(vector: np.ndarray) -> bytes:

@@ -16,7 +16,8 @@ from streamlit_ui import client
 
 T = TypeVar("T")
 
-# CIFAR images are 32x32: shown at 5x they are recognisable without swamping the page.
+# CIFAR images are 32x32: shown at 5x they are recognisable without swamping the page. An
+# opened upload shows its stored photo, up to 1,024 px, fitted to the page.
 GRID_PIXELS = 160
 LARGE_PIXELS = 320
 
@@ -90,14 +91,18 @@ def image(image_url: str) -> bytes:
 
 @st.cache_data(max_entries=2000, show_spinner=False)
 def pixelated(data: bytes, pixels: int) -> str:
-    """The image scaled up to about `pixels` wide by whole multiples with nearest-neighbour
-    sampling (the browser's smooth scaling would blur a 32x32 image into mush), as a PNG data URL.
+    """The image as a data URL about `pixels` wide: a small one (a CIFAR 32x32) scaled up by whole
+    multiples with nearest-neighbour sampling (the browser's smooth scaling would blur it into
+    mush), a photo or thumbnail at least that large as it came, for the browser to fit.
 
     A data URL, not bytes: st.image keeps bytes in Streamlit's media store, which can drop a
     file between a rerun and the browser's fetch of it (streamlit#1294: after "Add to gallery"
     some grid images came back 404 and showed broken).
     """
-    picture = Image.open(io.BytesIO(data)).convert("RGB")
+    picture = Image.open(io.BytesIO(data))
+    if max(picture.size) >= pixels and picture.format in ("JPEG", "PNG"):
+        return f"data:image/{picture.format.lower()};base64," + base64.b64encode(data).decode("ascii")
+    picture = picture.convert("RGB")
     factor = max(1, pixels // max(picture.size))
     picture = picture.resize((picture.width * factor, picture.height * factor), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
@@ -140,7 +145,7 @@ def image_grid(
         # The last row is short: strict=False leaves its spare columns empty.
         for column, item in zip(st.columns(columns), items[start : start + columns], strict=False):
             with column:
-                show_image(call("Loading image…", image, item["image_url"]), GRID_PIXELS)
+                show_image(call("Loading image…", image, item["thumbnail_url"]), GRID_PIXELS)
                 st.caption(item_caption(item))
                 if action:
                     label, on_click = action

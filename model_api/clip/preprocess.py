@@ -23,8 +23,9 @@ class InvalidImageError(ValueError):
     """The bytes are not a decodable image (or are a decompression bomb)."""
 
 
-def open_image(data: bytes) -> Image.Image:
-    """Decode bytes into a fully loaded PIL image, or raise InvalidImageError."""
+def open_image(data: bytes, reduce_to: int = IMAGE_SIZE * 4) -> Image.Image:
+    """Decode bytes into a fully loaded PIL image, or raise InvalidImageError. A JPEG may decode
+    at a reduced scale whose sides stay at least `reduce_to` (or the whole image's)."""
     if not data:
         raise InvalidImageError("the file is empty")
     try:
@@ -35,7 +36,7 @@ def open_image(data: bytes) -> Image.Image:
             if width * height > MAX_IMAGE_PIXELS:
                 raise Image.DecompressionBombError(f"{width}x{height} pixels")
             # JPEG can decode straight at a reduced scale: 4000x3000 -> ~500x375, much faster.
-            image.draft("RGB", (IMAGE_SIZE * 4, IMAGE_SIZE * 4))
+            image.draft("RGB", (reduce_to, reduce_to))
             image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise InvalidImageError(f"image too large (limit {MAX_IMAGE_PIXELS:,} pixels): {error}") from error

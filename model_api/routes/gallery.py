@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, File, Form, Header, Path, Query, Respons
 
 from ..deps import GalleryDep, RootPathDep, SettingsDep, require_api_key
 from ..schemas import GalleryItemOut, GalleryPage, ItemId, Text, error_responses
-from ..uploads import FORMAT_NAMES, read_image
+from ..uploads import FORMAT_NAMES, read_photo
 
 router = APIRouter(prefix="/v1/gallery", tags=["gallery"])
 
@@ -36,13 +36,27 @@ def get_item(item_id: ItemPath, gallery: GalleryDep, root_path: RootPathDep) -> 
 
 
 @router.get(
-    "/{item_id}/image",
-    summary="The item's image as PNG (the 32x32 the model sees)",
+    "/{item_id}/{kind}",
+    summary="The item's image: `image` the stored one, `thumbnail` the one for grids",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}, "description": "PNG bytes."}, **error_responses(404, 503)},
+    responses={
+        200: {"content": {"image/jpeg": {}, "image/png": {}}, "description": "JPEG or PNG bytes."},
+        **error_responses(404, 422, 503),
+    },
 )
-def get_image(item_id: ItemPath, gallery: GalleryDep) -> Response:
-    return Response(gallery.image_png(item_id), media_type="image/png", headers={"Cache-Control": IMAGE_CACHE_CONTROL})
+def get_picture(
+    item_id: ItemPath,
+    kind: Annotated[
+        Literal["image", "thumbnail"],
+        Path(
+            description="`image`: an upload's photo (longest side at most 1,024 px), a dataset item's 32x32 PNG;"
+            " `thumbnail`: an upload's thumbnail (at most 256 px), a dataset item's 32x32 PNG."
+        ),
+    ],
+    gallery: GalleryDep,
+) -> Response:
+    data, media_type = gallery.picture(item_id, "photo" if kind == "image" else "thumbnail")
+    return Response(data, media_type=media_type, headers={"Cache-Control": IMAGE_CACHE_CONTROL})
 
 
 @router.post(
@@ -53,7 +67,10 @@ def get_image(item_id: ItemPath, gallery: GalleryDep) -> Response:
     responses=error_responses(400, 401, 403, 404, 413, 415, 422, 503),
 )
 def add_item(
-    file: Annotated[UploadFile, File(description=f"{FORMAT_NAMES}; stored as the model's 32x32 input.")],
+    file: Annotated[
+        UploadFile,
+        File(description=f"{FORMAT_NAMES}; kept as given (longest side capped at 1,024 px, upright) with a thumbnail."),
+    ],
     gallery: GalleryDep,
     settings: SettingsDep,
     root_path: RootPathDep,
@@ -72,8 +89,8 @@ def add_item(
         ),
     ] = None,
 ) -> GalleryItemOut:
-    image = read_image(file, settings.max_upload_bytes)
-    item, replayed = gallery.add(image, caption, label, idempotency_key)
+    photo = read_photo(file, settings.max_upload_bytes)
+    item, replayed = gallery.add(photo, caption, label, idempotency_key)
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return GalleryItemOut.of(item, root_path)

@@ -3,7 +3,16 @@
 import streamlit as st
 
 from streamlit_ui import client
-from streamlit_ui.components import GRID_PIXELS, call, image, image_grid, image_types, require_ready, show_image
+from streamlit_ui.components import (
+    GRID_PIXELS,
+    LARGE_PIXELS,
+    call,
+    image,
+    image_grid,
+    image_types,
+    require_ready,
+    show_image,
+)
 
 # Attribute queries first: search sees colour, scene and light, not only the class.
 EXAMPLES = [
@@ -56,7 +65,8 @@ options = {
 similar = st.session_state.get("search_similar")
 if similar:
     st.subheader(f"More like `{similar['id']}`")
-    show_image(call("Loading image…", image, similar["image_url"]), GRID_PIXELS)
+    # The stored image: an upload's photo as it was given, a dataset image's 32x32 enlarged.
+    show_image(call("Loading image…", image, similar["image_url"]), LARGE_PIXELS)
     st.button("Back to search", key="search_back", on_click=back_to_search, icon=":material/arrow_back:")
     refine = st.text_input("Refine with words (optional)", key="search_refine_similar", placeholder="but red")
     results = call("Finding similar images…", client.search_similar, similar["id"], options, refine.strip() or None)

@@ -1,15 +1,18 @@
 """Each page through Streamlit's AppTest, against the real API process of the session's stack."""
 
+import base64
+import io
 import re
 
 import httpx
 import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from model_api.app_state import AppState
 from model_api.settings import Settings
-from streamlit_ui import client
+from streamlit_ui import client, components
 from tests.conftest import png_bytes, synthetic_image
 from tests.stack import API_KEY, ROOT, free_port
 
@@ -39,8 +42,8 @@ def fetched_images(monkeypatch) -> list[str]:
 
 
 def from_api(item: dict) -> dict:
-    """The item with an image_url no page could build from its id (the API ignores the query)."""
-    return {**item, "image_url": item["image_url"] + "?from=api"}
+    """The item with image URLs no page could build from its id (the API ignores the query)."""
+    return {**item, **{key: item[key] + "?from=api" for key in ("image_url", "thumbnail_url")}}
 
 
 def test_navigation_routes_to_the_model_page():
@@ -214,8 +217,9 @@ def test_more_like_this_shows_the_image_url_the_api_returned(monkeypatch):
     first.click().run()
     assert not page.exception
     item_id = first.key.removeprefix("search_more-")
-    assert f"/v1/gallery/{item_id}/image?from=api" in fetched
-    assert f"/v1/gallery/{item_id}/image" not in fetched  # similar results leave the item itself out
+    # The grid shows thumbnails; the opened result its stored image.
+    assert f"/v1/gallery/{item_id}/thumbnail?from=api" in fetched
+    assert [url for url in fetched if "/image" in url] == [f"/v1/gallery/{item_id}/image?from=api"]
 
 
 def test_search_sends_the_negative_and_the_relative_cutoff(monkeypatch):
@@ -319,6 +323,31 @@ def test_gallery_lists_a_new_upload_first_with_its_caption():
     first = next(caption.value for caption in page.caption if "`user-" in caption.value or "`test-" in caption.value)
     assert f"`{added['id']}`" in first and "my hand drawn red car" in first
     delete_upload(added["id"])
+
+
+def test_gallery_grid_shows_an_uploaded_photos_thumbnail_as_stored(monkeypatch):
+    photo = Image.new("RGB", (1200, 900), (200, 40, 40))
+    buffer = io.BytesIO()
+    photo.save(buffer, format="JPEG")
+    added = client.add_image(("photo.jpg", buffer.getvalue()), "", "", API_KEY)
+    fetched = fetched_images(monkeypatch)
+    page = run_page("gallery")
+    page.radio(key="gallery_source").set_value("user").run()
+    assert not page.exception
+    assert added["thumbnail_url"] in fetched and added["image_url"] not in fetched
+    delete_upload(added["id"])
+
+
+def test_a_thumbnail_is_shown_as_it_came_and_a_32x32_image_enlarged_by_whole_pixels():
+    thumbnail = Image.new("RGB", (256, 192), (200, 40, 40))
+    buffer = io.BytesIO()
+    thumbnail.save(buffer, format="JPEG")
+    assert components.pixelated(buffer.getvalue(), components.GRID_PIXELS) == (
+        "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    )
+    enlarged = components.pixelated(png_bytes(synthetic_image(1, np.random.default_rng(1))), components.GRID_PIXELS)
+    shown = Image.open(io.BytesIO(base64.b64decode(enlarged.removeprefix("data:image/png;base64,"))))
+    assert shown.size == (160, 160)
 
 
 def test_gallery_counts_one_image_in_the_singular(monkeypatch):

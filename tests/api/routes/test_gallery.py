@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+
+from model_api.clip.preprocess import tensor_to_image
 
 from ..conftest import API_KEY, encode
 
@@ -21,11 +26,42 @@ def test_lists_dataset_items_in_pages(client, tiny_data):
     assert page["items"][0]["label"] == tiny_data.classes[int(tiny_data.test.labels[3])]
 
 
-def test_image_is_a_cacheable_png_of_the_item(client, tiny_data):
-    response = client.get("/v1/gallery/test-5/image")
+@pytest.mark.parametrize("kind", ["image", "thumbnail"])
+def test_a_dataset_items_image_and_thumbnail_are_its_cacheable_32x32_png(client, tiny_data, kind):
+    item = client.get("/v1/gallery/test-5").json()
+    assert item[f"{kind}_url"] == f"/v1/gallery/test-5/{kind}"
+    response = client.get(item[f"{kind}_url"])
     assert response.headers["content-type"] == "image/png"
     assert "max-age" in response.headers["cache-control"]
     assert response.content == encode(tiny_data.test.images[5])
+
+
+def test_an_added_photo_is_kept_upright_at_up_to_1024_px_with_a_thumbnail(client, tiny_data):
+    # test-9 in the middle of a 1200x1600 portrait (its centre square, which the model reads), as
+    # a camera held sideways writes it: the pixels rotated, EXIF saying so.
+    portrait = Image.new("RGB", (1200, 1600), (128, 128, 128))
+    portrait.paste(tensor_to_image(tiny_data.test.images[9]).resize((1200, 1200), Image.Resampling.NEAREST), (0, 200))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turn 90 degrees clockwise to show
+    sideways = portrait.rotate(90, expand=True)
+    buffer = io.BytesIO()
+    sideways.save(buffer, format="JPEG", quality=95, exif=exif)
+    files = {"file": ("camera.jpg", buffer.getvalue(), "image/jpeg")}
+    item = client.post("/v1/gallery", files=files, headers=AUTH).json()
+    try:
+        photo = client.get(item["image_url"])
+        thumbnail = client.get(item["thumbnail_url"])
+        assert photo.headers["content-type"] == thumbnail.headers["content-type"] == "image/jpeg"
+        assert Image.open(io.BytesIO(photo.content)).size == (768, 1024)
+        assert Image.open(io.BytesIO(thumbnail.content)).size == (192, 256)
+        listed = client.get("/v1/gallery", params={"source": "user"}).json()["items"][0]
+        assert listed["thumbnail_url"] == f"/v1/gallery/{item['id']}/thumbnail"
+        # Upright: the photo's centre square is test-9 again (up to JPEG and resampling).
+        square = Image.open(io.BytesIO(photo.content)).crop((0, 128, 768, 896)).resize((32, 32))
+        difference = np.abs(np.asarray(square, dtype=int) - tiny_data.test.images[9].permute(1, 2, 0).int().numpy())
+        assert difference.mean() < 12
+    finally:
+        client.delete(f"/v1/gallery/{item['id']}", headers=AUTH)
 
 
 def test_add_search_and_delete_an_upload(client, tiny_data):
