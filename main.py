@@ -4,6 +4,7 @@ python main.py --mode TRAIN --data ../shared/data/cifar10 --output runs/main   (
 python main.py --mode TRAIN --text-encoder scratch --output runs/scratch   (text tower trained from nothing)
 python main.py --mode TEST --report report.json
 python main.py --idx 7 --labels "cat,dog,vehicle" --save prediction.png   (INFERENCE, the default)
+python main.py --mode INDEX --folder ~/Pictures   (into the API's gallery store; run again to resume)
 torchrun --nproc-per-node 2 main.py --mode TRAIN --output runs/ddp   (one process per GPU, or CPU processes)
 """
 
@@ -30,7 +31,7 @@ class UsageError(ValueError):
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", type=str.upper, choices=("TRAIN", "TEST", "INFERENCE"), default="INFERENCE")
+    parser.add_argument("--mode", type=str.upper, choices=("TRAIN", "TEST", "INFERENCE", "INDEX"), default="INFERENCE")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="checkpoint directory")
     parser.add_argument(
         "--data",
@@ -98,6 +99,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     inference.add_argument("--labels", help='comma-separated custom labels, e.g. "cat,dog,car"')
     inference.add_argument("--topk", type=int, default=5)
     inference.add_argument("--save", type=Path, help="write the image and a bar chart of scores to this PNG")
+    index = parser.add_argument_group(
+        "INDEX",
+        "adds every image under --folder to the gallery store the API uses, with the API's settings "
+        "(CLIP_DATABASE_URL, else CLIP_STORE_DIR; CLIP_CHECKPOINT), skipping files already stored",
+    )
+    index.add_argument("--folder", type=Path, help="folder of images (searched recursively)")
     return parser.parse_args(argv)
 
 
@@ -241,6 +248,31 @@ def run_inference(args: argparse.Namespace) -> None:
         print(f"wrote {args.save}")
 
 
+def run_index(args: argparse.Namespace) -> None:
+    if args.folder is None or not args.folder.is_dir():
+        raise UsageError(f"--mode INDEX needs --folder, an existing folder (got {args.folder})")
+    from model_api.bulk_import import import_folder
+    from model_api.clip.checkpoint import load_checkpoint
+    from model_api.clip.hardware import resolve_device
+    from model_api.served_model import ServedModel
+    from model_api.settings import Settings
+    from model_api.store import StoreUnavailableError, open_store
+
+    settings = Settings()  # the API's own: the same store and checkpoint, so it serves what is added
+    model, config = load_checkpoint(settings.checkpoint, settings.text_encoder_path, resolve_device(args.device))
+    try:
+        store = open_store(settings)
+        try:
+            report = import_folder(args.folder, ServedModel(model, config, settings.checkpoint, 0), store)
+        finally:
+            store.close()
+    except StoreUnavailableError as error:  # what is committed stays: run again to resume
+        raise UsageError(str(error)) from error
+    print(f"added {report.added}, skipped {report.skipped} already stored, {len(report.unreadable)} unreadable")
+    for path, reason in report.unreadable:
+        print(f"unreadable: {path}: {reason}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     launch = Torchrun()
@@ -255,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     from model_api.clip.text_encoder import TextEncoderUnavailableError
     from model_api.clip.train import DataCaptionMismatchError, ResumeMismatchError, ShardTooSmallError
 
-    modes = {"TRAIN": run_train, "TEST": run_test, "INFERENCE": run_inference}
+    modes = {"TRAIN": run_train, "TEST": run_test, "INFERENCE": run_inference, "INDEX": run_index}
     if launch.world_size > 1 and args.mode != "TRAIN":
         print(f"error: torchrun starts TRAIN only; run --mode {args.mode} as one process", file=sys.stderr)
         return 2

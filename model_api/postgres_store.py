@@ -154,6 +154,11 @@ class PostgresStore:
         with self._transaction() as db:
             return dict(db.execute("SELECT number, png FROM items WHERE number = ANY(%s)", (numbers,)).fetchall())
 
+    def known_hashes(self, sha256s: list[str]) -> set[str]:
+        with self._transaction() as db:
+            rows = db.execute("SELECT sha256 FROM items WHERE sha256 = ANY(%s)", (sha256s,)).fetchall()
+        return {row[0] for row in rows}
+
     def picture(self, number: int, kind: Picture) -> tuple[bytes, str] | None:
         with self._transaction() as db:
             row = db.execute(f"SELECT {PICTURE_SQL[kind]} FROM items WHERE number = %s", (number,)).fetchone()

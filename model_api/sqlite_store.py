@@ -2,9 +2,11 @@
 
 Each add is one transaction holding the item, its PNG, its embeddings and its change-feed row,
 in WAL mode with synchronous=FULL: once `add` returns the item survives a crash or power loss,
-and a crash mid-write leaves no half item behind. One process owns the file, so nothing else
-writes it and `listen` has nothing to report. Stores written by older code are migrated when
-opened (SQLite's `user_version`).
+and a crash mid-write leaves no half item behind. The API's process writes the file, and a bulk
+import (`main.py --mode INDEX`) may write it at the same time from another: `listen` looks once a
+second at SQLite's `data_version`, which changes when another connection commits, so a running
+API applies the imported items from the change feed within about a second. Stores written by
+older code are migrated when opened (SQLite's `user_version`).
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 );
 """
 _ITEM_COLUMNS = "number, caption, label, created_at"
+# How often `listen` looks for another process's commits (a bulk import's).
+LISTEN_POLL_S = 1.0
 _INSERT_COLUMNS = "caption, label, created_at, png, photo, thumbnail, media_type, sha256"
 
 
@@ -147,6 +151,11 @@ class SqliteStore:
         with self._lock:
             return dict(self._db.execute(f"SELECT number, png FROM items WHERE number IN ({marks})", numbers))
 
+    def known_hashes(self, sha256s: list[str]) -> set[str]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT sha256 FROM items WHERE sha256 IN ({_marks(sha256s)})", sha256s)
+            return {row[0] for row in rows}
+
     def picture(self, number: int, kind: Picture) -> tuple[bytes, str] | None:
         with self._lock:
             row = self._db.execute(f"SELECT {PICTURE_SQL[kind]} FROM items WHERE number = ?", (number,)).fetchone()
@@ -194,8 +203,15 @@ class SqliteStore:
             self._db.execute(f"DELETE FROM vectors WHERE vectors_id NOT IN ({_marks(kinds)})", kinds)
 
     def listen(self, stopping: threading.Event) -> Iterator[None]:
-        stopping.wait()  # only this process writes the file: there is never anything to catch up on
-        yield from ()
+        seen = self._data_version()
+        while not stopping.wait(LISTEN_POLL_S):
+            if (version := self._data_version()) != seen:  # another process committed
+                seen = version
+                yield
+
+    def _data_version(self) -> int:
+        with self._lock:
+            return self._db.execute("PRAGMA data_version").fetchone()[0]
 
     def close(self) -> None:
         with self._lock:

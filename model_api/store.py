@@ -91,6 +91,10 @@ class GalleryStore(Protocol):
         """(bytes, media type) of the item's photo or thumbnail; None if there is no such item."""
         ...
 
+    def known_hashes(self, sha256s: list[str]) -> set[str]:
+        """Those of these uploaded files' sha256s that an item holds: a bulk import skips them."""
+        ...
+
     def snapshot(self, vectors_ids: set[str]) -> Changes:
         """Every item and its vectors of these kinds, as of one seq, read consistently."""
         ...

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from model_api.clip.checkpoint import load_checkpoint, weights_sha256
 
@@ -152,3 +153,23 @@ def test_training_the_pretrained_tower_without_its_files_is_a_one_line_error(
     last = stderr.strip().splitlines()[-1]
     assert "Traceback" not in stderr and last.startswith("error:")
     assert f"{tmp_path / 'no-model'} is not a directory" in last
+
+
+def test_index_adds_a_folder_to_the_apis_store_and_a_second_run_skips_it(tiny_checkpoint, tmp_path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed in range(3):
+        Image.new("RGB", (300, 200), (seed * 80, 40, 200)).save(folder / f"{seed}.jpg")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    env = {**os.environ, "CLIP_STORE_DIR": str(tmp_path / "store"), "CLIP_CHECKPOINT": str(tiny_checkpoint)}
+    env.pop("CLIP_DATABASE_URL", None)
+    command = [sys.executable, str(ROOT / "main.py"), "--mode", "INDEX", "--folder", str(folder)]
+    first = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "added 3, skipped 0 already stored, 1 unreadable" in first.stdout
+    assert "unreadable: " in first.stdout and "broken.png" in first.stdout
+    assert "image/s" in first.stderr  # the progress bar
+    second = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert "added 0, skipped 3 already stored, 1 unreadable" in second.stdout
+    missing = subprocess.run([*command[:-1], str(tmp_path / "nowhere")], capture_output=True, text=True, env=env)
+    assert_one_line_error(missing, "--folder")
