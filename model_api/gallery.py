@@ -41,6 +41,7 @@ import torch
 from .clip.data import Split
 from .clip.index import EmbeddingIndex, Hit
 from .clip.preprocess import bytes_to_tensor, tensor_to_image
+from .duplicates import near_duplicate_pairs
 from .photos import Photo, encode
 from .served_model import ServedModel
 from .store import Changes, GalleryStore, Picture, StoredItem, StoreUnavailableError
@@ -201,6 +202,18 @@ class Gallery:
             except UnknownItemError:
                 continue  # deleted between the search and this lookup
         return relative_cut(results[:top_k], min_relative_score)
+
+    def near_duplicates(self, min_similarity: float, limit: int) -> list[tuple[GalleryItem, GalleryItem, float]]:
+        """Pairs of items (dataset and uploads alike) whose image vectors' cosine similarity is at
+        least `min_similarity`, most similar first, at most `limit` (`duplicates.py`)."""
+        keys, vectors = self.index.arrays()
+        pairs = []
+        for i, j, similarity in near_duplicate_pairs(vectors, min_similarity, limit):
+            try:
+                pairs.append((self.item(_format_id(keys[i])), self.item(_format_id(keys[j])), similarity))
+            except UnknownItemError:
+                continue  # deleted since the vectors were copied
+        return pairs
 
     def add(
         self, photo: Photo, caption: str | None, label: str | None, idempotency_key: str | None = None

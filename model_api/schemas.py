@@ -233,6 +233,16 @@ class GalleryItemOut(BaseModel):
         )
 
 
+class DuplicatePair(BaseModel):
+    first: GalleryItemOut = Field(description="One item of the pair.")
+    second: GalleryItemOut = Field(description="The other.")
+    similarity: float = Field(description="Cosine similarity of their image vectors in [-1, 1]; 1: the same image.")
+
+
+class DuplicatesResponse(BaseModel):
+    pairs: list[DuplicatePair] = Field(description="Pairs at or above `min_similarity`, most similar first.")
+
+
 class GalleryPage(BaseModel):
     total: int = Field(description="Items in the listing (with the `source` filter applied).")
     offset: int = Field(description="Index of the first item returned.")

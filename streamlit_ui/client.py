@@ -115,6 +115,11 @@ def gallery_page(offset: int, limit: int, source: str = "all") -> dict[str, Any]
     return _request("GET", "/v1/gallery", params=params).json()
 
 
+def near_duplicates(min_similarity: float, limit: int) -> list[dict[str, Any]]:
+    params = {"min_similarity": min_similarity, "limit": limit}
+    return _request("GET", "/v1/gallery/duplicates", params=params).json()["pairs"]
+
+
 def gallery_item(item_id: str) -> dict[str, Any]:
     # The id may be typed by hand: quoted, "a/b" stays one id instead of reaching another route.
     return _request("GET", f"/v1/gallery/{quote(item_id, safe='')}").json()

@@ -92,6 +92,11 @@ class EmbeddingIndex:
                 self._ann.remove_ids(np.asarray(keys, dtype=np.int64))
                 self._sync_ann()
 
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of every key (N,) and vector (N, D), row for row."""
+        with self._lock:
+            return self._keys[: self._size].copy(), self._vectors[: self._size].copy()
+
     def vector(self, key: int) -> np.ndarray:
         """(D,) copy of the vector stored under key; KeyError if absent."""
         with self._lock:

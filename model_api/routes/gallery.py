@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, File, Form, Header, Path, Query, Response, UploadFile, status
 
 from ..deps import GalleryDep, RootPathDep, SettingsDep, require_api_key
-from ..schemas import GalleryItemOut, GalleryPage, ItemId, Text, error_responses
+from ..schemas import DuplicatePair, DuplicatesResponse, GalleryItemOut, GalleryPage, ItemId, Text, error_responses
 from ..uploads import FORMAT_NAMES, read_photo
 
 router = APIRouter(prefix="/v1/gallery", tags=["gallery"])
@@ -28,6 +28,25 @@ def list_items(
     total, items = gallery.page(offset, limit, None if source == "all" else source)
     page = [GalleryItemOut.of(item, root_path) for item in items]
     return GalleryPage(total=total, offset=offset, limit=limit, items=page)
+
+
+@router.get("/duplicates", summary="Near-duplicate pairs of gallery items", responses=error_responses(422, 503))
+def near_duplicates(
+    gallery: GalleryDep,
+    root_path: RootPathDep,
+    min_similarity: Annotated[
+        float,
+        Query(ge=-1.0, le=1.0, description="Pairs whose image vectors' cosine similarity is at least this."),
+    ] = 0.95,
+    limit: Annotated[int, Query(ge=1, le=500, description="Most pairs to return, most similar first.")] = 50,
+) -> DuplicatesResponse:
+    pairs = gallery.near_duplicates(min_similarity, limit)
+    return DuplicatesResponse(
+        pairs=[
+            DuplicatePair(first=GalleryItemOut.of(a, root_path), second=GalleryItemOut.of(b, root_path), similarity=s)
+            for a, b, s in pairs
+        ]
+    )
 
 
 @router.get("/{item_id}", summary="One gallery item", responses=error_responses(404, 503))

@@ -55,6 +55,21 @@ def add_form(api_key: str, classes: list[str]) -> None:
     st.rerun()
 
 
+def near_duplicates() -> None:
+    """Pairs above a similarity the person sets, each pair's two thumbnails side by side."""
+    left, right = st.columns(2)
+    minimum = left.slider("Minimum similarity", 0.80, 1.0, 0.95, 0.005, key="gallery_dup_min")
+    limit = right.number_input("Most pairs", 1, 200, 20, key="gallery_dup_limit")
+    if not st.button("Find near-duplicates", key="gallery_dup_find"):
+        return
+    pairs = call("Comparing every pair of images…", client.near_duplicates, minimum, int(limit))
+    if not pairs:
+        st.info(f"No two images are at least {minimum:.3f} alike: lower the minimum to see more.")
+    for pair in pairs:
+        st.caption(f"Similarity {pair['similarity']:.3f}")
+        image_grid([pair["first"], pair["second"]], key=f"gallery_dup-{pair['first']['id']}", columns=5)
+
+
 st.title("Gallery")
 require_ready()
 model = call("Reading the model card…", info)
@@ -72,6 +87,9 @@ with st.expander("Add an image", icon=":material/add_photo_alternate:", expanded
         add_form(api_key, model["classes"])
     else:
         st.info(WRITES_OFF, icon=":material/lock:")
+
+with st.expander("Near-duplicates", icon=":material/content_copy:", expanded=False):
+    near_duplicates()
 
 # "Everything" lists uploads first, newest first (the API's order), so a new upload is on page 1.
 source = st.radio("Show", list(SOURCES), format_func=SOURCES.get, horizontal=True, key="gallery_source")

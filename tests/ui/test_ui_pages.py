@@ -373,3 +373,20 @@ def test_gallery_delete_asks_before_it_deletes():
     assert not page.exception
     assert f"gallery_item-{added['id']}" not in [button.key for button in page.button]
     assert httpx.get(f"{client.API_URL}/v1/gallery/{added['id']}").status_code == 404
+
+
+def test_gallery_lists_near_duplicate_pairs_above_the_similarity_set(monkeypatch):
+    asked = []
+    near_duplicates = client.near_duplicates
+    monkeypatch.setattr(client, "near_duplicates", lambda *args: asked.append(args) or near_duplicates(*args))
+    fetched = fetched_images(monkeypatch)
+    page = run_page("gallery")
+    page.slider(key="gallery_dup_min").set_value(0.9)
+    page.number_input(key="gallery_dup_limit").set_value(2)
+    page.button(key="gallery_dup_find").click().run()
+    assert not page.exception
+    assert asked == [(0.9, 2)]
+    pairs = near_duplicates(0.9, 2)
+    shown = [caption.value for caption in page.caption if caption.value.startswith("Similarity")]
+    assert shown == [f"Similarity {pair['similarity']:.3f}" for pair in pairs] and pairs
+    assert pairs[0]["first"]["thumbnail_url"] in fetched and pairs[0]["second"]["thumbnail_url"] in fetched

@@ -194,3 +194,24 @@ def test_a_deleted_captioned_upload_is_not_found_by_its_words(client):
     assert client.delete(f"/v1/gallery/{item['id']}", headers=AUTH).status_code == 204
     results = client.post("/v1/search/text", json={"query": "a zebra made of stripes", "top_k": 100}).json()
     assert item["id"] not in {r["id"] for r in results["results"]}
+
+
+def test_near_duplicates_pair_an_upload_with_the_dataset_image_it_copies(client, tiny_data):
+    item = add(client, encode(tiny_data.test.images[9])).json()
+    try:
+        response = client.get("/v1/gallery/duplicates", params={"min_similarity": 0.5, "limit": 3})
+        pairs = response.json()["pairs"]
+        assert len(pairs) == 3 and pairs[0]["similarity"] == pytest.approx(1, abs=1e-4)
+        assert {pairs[0]["first"]["id"], pairs[0]["second"]["id"]} == {"test-9", item["id"]}
+        assert pairs[0]["first"]["thumbnail_url"].endswith("/thumbnail")
+        similarities = [pair["similarity"] for pair in pairs]
+        assert similarities == sorted(similarities, reverse=True) and min(similarities) >= 0.5
+        above_one = client.get("/v1/gallery/duplicates", params={"min_similarity": 1.0, "limit": 3}).json()
+        assert all(pair["similarity"] >= 1.0 for pair in above_one["pairs"])
+    finally:
+        client.delete(f"/v1/gallery/{item['id']}", headers=AUTH)
+
+
+@pytest.mark.parametrize("params", [{"min_similarity": 1.5}, {"limit": 0}, {"limit": 501}])
+def test_bad_duplicate_queries_are_a_422(client, params):
+    assert client.get("/v1/gallery/duplicates", params=params).status_code == 422
