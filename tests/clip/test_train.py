@@ -34,19 +34,24 @@ def test_tiny_run_learns_the_synthetic_classes(tiny_run) -> None:
     assert config["metrics"]["val_accuracy"] > 0.3  # chance is 0.1
 
 
-def test_resume_continues_after_the_last_finished_epoch(tiny_data, tmp_path, monkeypatch) -> None:
-    recipe = replace(TINY_RECIPE, epochs=2)
+def interrupt_after(finished_epochs: int, trainer: Trainer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run `trainer` as if killed during the epoch after `finished_epochs`."""
     finish_epoch = Trainer.run_epoch
 
-    def killed_in_the_second_epoch(trainer: Trainer) -> dict[str, float]:
-        if trainer.epoch == 1:
+    def killed(run: Trainer) -> dict[str, float]:
+        if run.epoch == finished_epochs:
             raise KeyboardInterrupt
-        return finish_epoch(trainer)
+        return finish_epoch(run)
 
-    monkeypatch.setattr(Trainer, "run_epoch", killed_in_the_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(tiny_data, TINY_MODEL, recipe, tmp_path, CAPTIONS, device=TINY_DEVICE).fit()
-    monkeypatch.setattr(Trainer, "run_epoch", finish_epoch)
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "run_epoch", killed)
+        with pytest.raises(KeyboardInterrupt):
+            trainer.fit()
+
+
+def test_resume_continues_after_the_last_finished_epoch(tiny_data, tmp_path, monkeypatch) -> None:
+    recipe = replace(TINY_RECIPE, epochs=2)
+    interrupt_after(1, Trainer(tiny_data, TINY_MODEL, recipe, tmp_path, CAPTIONS, device=TINY_DEVICE), monkeypatch)
     first_epoch = json.loads((tmp_path / "history.json").read_text())
     resumed = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path, CAPTIONS, device=TINY_DEVICE)
     resumed.resume()
@@ -61,18 +66,8 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tiny_data, 
     recipe = replace(TINY_RECIPE, epochs=3)
     whole = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "whole", CAPTIONS, device=TINY_DEVICE)
     whole.fit()
-
-    finish_epoch = Trainer.run_epoch
-
-    def killed_in_the_third_epoch(trainer: Trainer) -> dict[str, float]:
-        if trainer.epoch == 2:
-            raise KeyboardInterrupt
-        return finish_epoch(trainer)
-
-    monkeypatch.setattr(Trainer, "run_epoch", killed_in_the_third_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "cut", CAPTIONS, device=TINY_DEVICE).fit()
-    monkeypatch.setattr(Trainer, "run_epoch", finish_epoch)
+    cut = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "cut", CAPTIONS, device=TINY_DEVICE)
+    interrupt_after(2, cut, monkeypatch)
     resumed = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "cut", CAPTIONS, device=TINY_DEVICE)
     resumed.resume()  # every optimizer's momentum and the weight average come back
     assert resumed.epoch == 2
