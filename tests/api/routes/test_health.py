@@ -65,7 +65,7 @@ def test_info_serves_the_test_report_kept_with_the_checkpoint(serve, make_settin
 def test_metrics_count_requests_by_route_template(client):
     client.get("/v1/gallery/test-1/image")
     text = client.get("/metrics").text
-    assert 'clip_api_requests_total{method="GET",route="/v1/gallery/{item_id}/image",status="200"}' in text
+    assert 'clip_api_requests_total{method="GET",route="/v1/gallery/{item_id}/{kind}",status="200"}' in text
     assert "clip_api_gallery_items" in text
 
 
