@@ -147,9 +147,8 @@ class SqliteStore:
             return True
 
     def images(self, numbers: list[int]) -> dict[int, bytes]:
-        marks = ", ".join("?" * len(numbers))
         with self._lock:
-            return dict(self._db.execute(f"SELECT number, png FROM items WHERE number IN ({marks})", numbers))
+            return dict(self._db.execute(f"SELECT number, png FROM items WHERE number IN ({_marks(numbers)})", numbers))
 
     def known_hashes(self, sha256s: list[str]) -> set[str]:
         with self._lock:
