@@ -135,3 +135,5 @@ class AppState:
             self._follower.join()
         if self.gallery is not None:
             self.gallery.store.close()
+        if self.model is not None:
+            self.model.close()

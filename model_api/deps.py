@@ -1,4 +1,8 @@
-"""FastAPI dependencies: the loaded state and the API key, as `Annotated` aliases."""
+"""FastAPI dependencies: the loaded state and the API key, as `Annotated` aliases.
+
+All are `async def`: each only reads a field, and FastAPI runs a plain `def` dependency in its
+thread pool, a thread hop per dependency per request that cost more than the work itself.
+"""
 
 from __future__ import annotations
 
@@ -14,26 +18,26 @@ from .served_model import ServedModel
 from .settings import Settings
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     return request.app.state.app_state
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
-def get_model(state: StateDep) -> ServedModel:
+async def get_model(state: StateDep) -> ServedModel:
     return state.require_model()
 
 
-def get_gallery(state: StateDep) -> Gallery:
+async def get_gallery(state: StateDep) -> Gallery:
     return state.require_gallery()
 
 
-def get_root_path(request: Request) -> str:
+async def get_root_path(request: Request) -> str:
     """Where the client reached the API ("" direct, "/api" behind Nginx): see forwarded_prefix."""
     return request.scope.get("root_path", "")
 
@@ -48,7 +52,7 @@ _api_key_header = APIKeyHeader(
 )
 
 
-def require_api_key(key: Annotated[str | None, Security(_api_key_header)], state: StateDep) -> None:
+async def require_api_key(key: Annotated[str | None, Security(_api_key_header)], state: StateDep) -> None:
     settings = state.settings
     if not state.writes_enabled:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "gallery writes are disabled: the server has no CLIP_API_KEY")

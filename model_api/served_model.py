@@ -30,6 +30,7 @@ from .clip.inference import (
 from .clip.model import Clip
 from .clip.onnx_text import use_text_backend
 from .clip.ood import OodVerdict, read_calibration
+from .micro_batch import MicroBatcher
 from .settings import Settings
 
 # A captioned upload is also indexed for text search as normalize(image + CAPTION_WEIGHT * caption).
@@ -77,8 +78,11 @@ class Classification:
 
 
 class ServedModel:
-    def __init__(self, model: Clip, config: dict[str, Any], checkpoint: Path, cache_size: int) -> None:
-        """model: as `load_checkpoint` returns it, ready for inference."""
+    def __init__(
+        self, model: Clip, config: dict[str, Any], checkpoint: Path, cache_size: int, text_batch_size: int = 32
+    ) -> None:
+        """model: as `load_checkpoint` returns it, ready for inference; text_batch_size: most
+        first-seen queries embedded in one batch."""
         self.model = model
         self.config = config
         self.checkpoint = checkpoint
@@ -90,6 +94,10 @@ class ServedModel:
         self.ood = read_calibration(checkpoint, self.sha256)
         self._texts = LruCache(cache_size)
         self._labels = LruCache(cache_size)
+        # Concurrent first-seen queries share one forward pass (`micro_batch`).
+        self._text_batcher = MicroBatcher(
+            lambda texts: embed_texts(self.model, texts), text_batch_size, name="text-batcher"
+        )
 
     @classmethod
     def load(cls, settings: Settings) -> ServedModel:
@@ -97,7 +105,11 @@ class ServedModel:
         device = resolve_device(settings.device)  # CLIP_DEVICE
         model, config = load_checkpoint(settings.checkpoint, settings.text_encoder_path, device)
         use_text_backend(model, settings.text_backend, settings.cache_dir / "onnx", settings.text_threads)
-        return cls(model, config, settings.checkpoint, settings.text_cache_size)
+        return cls(model, config, settings.checkpoint, settings.text_cache_size, settings.text_batch_size)
+
+    def close(self) -> None:
+        """Answers the queries already queued, then stops the batching thread."""
+        self._text_batcher.close()
 
     @property
     def classes(self) -> list[str]:
@@ -130,7 +142,7 @@ class ServedModel:
 
     def text_vector(self, text: str) -> np.ndarray:
         """(D,) unit vector of a search query; repeated queries come from the cache."""
-        return self._texts.get_many([text], lambda texts: embed_texts(self.model, texts))[0].numpy()
+        return self._texts.get_many([text], self._text_batcher)[0].numpy()
 
     def search_vector(
         self, query: np.ndarray, negative: str | None = None, refinement: str | None = None
