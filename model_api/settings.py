@@ -50,8 +50,8 @@ class Settings(BaseSettings):
     # ONNX Runtime runs a first-seen query's MiniLM forward in less than half PyTorch's CPU time, to
     # the same embedding (BENCHMARKS.md, first-seen text queries); torch is the reference it is tested against.
     text_backend: TextBackend = Field("onnx", description="runtime of the frozen MiniLM text tower: onnx or torch")
-    # One batching thread runs the tower, so its runs may use both cores: first-seen p50 7.4 ms against
-    # 11.8 with one thread, for 176 against 191 searches/s under 32 clients (BENCHMARKS.md).
+    # One batching thread runs the tower, so its runs may use both cores: first-seen p50 ~2.5-4 ms
+    # lower than with one thread, for 176 against 191 searches/s under 32 clients (BENCHMARKS.md).
     text_threads: int = Field(2, ge=1, description="ONNX Runtime threads per text batch")
     # Concurrent first-seen queries run as one batch, at about half the CPU per query (micro_batch.py).
     text_batch_size: int = Field(32, ge=1, description="most first-seen text queries embedded in one forward pass")
