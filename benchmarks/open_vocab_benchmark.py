@@ -24,7 +24,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
 
@@ -38,6 +38,7 @@ from model_api.clip.data import load_cifar10  # noqa: E402
 from model_api.clip.evaluate import evaluate, ranked_relevance, retrieval_metrics  # noqa: E402
 from model_api.clip.inference import embed_images, embed_labels, embed_texts  # noqa: E402
 from model_api.clip.model import Clip  # noqa: E402
+from model_api.clip.onnx_text import TextBackend, use_text_backend  # noqa: E402
 
 QUERIES = Path(__file__).with_name("open_vocab_queries_heldout.json")
 
@@ -106,8 +107,11 @@ def per_query_results(
     ]
 
 
-def run(checkpoint: Path, queries_path: Path, data_source: str, cache_dir: Path) -> dict[str, Any]:
+def run(
+    checkpoint: Path, queries_path: Path, data_source: str, cache_dir: Path, text_backend: TextBackend = "torch"
+) -> dict[str, Any]:
     model, config = load_checkpoint(checkpoint)
+    use_text_backend(model, text_backend, cache_dir / "onnx")
     rss_after_load = peak_rss_mib()
     data = load_cifar10(data_source, cache_dir)
     evaluation_set = json.loads(queries_path.read_text())
@@ -133,6 +137,7 @@ def run(checkpoint: Path, queries_path: Path, data_source: str, cache_dir: Path)
     return {
         "checkpoint": str(checkpoint),
         "text_encoder": config["model"]["text"]["kind"],
+        "text_backend": text_backend,
         "test_images": len(data.test),
         "queries_file": queries_path.name,
         "open_vocab": {**retrieval_metrics(similarity, data.test.labels, targets), "queries": len(queries)},
@@ -184,8 +189,11 @@ def main() -> None:
     parser.add_argument("--queries", type=Path, default=QUERIES)
     add_data_arguments(parser)
     parser.add_argument("--json", type=Path, help="write every figure and the per-query results here")
+    parser.add_argument(
+        "--text-backend", choices=get_args(TextBackend), default="torch", help="runtime of the MiniLM tower"
+    )
     args = parser.parse_args()
-    results = run(args.checkpoint, args.queries, args.data, args.cache_dir)
+    results = run(args.checkpoint, args.queries, args.data, args.cache_dir, args.text_backend)
     print_summary(results)
     save_json(results, args.json)
 

@@ -35,7 +35,10 @@ from .text_encoder import FrozenSentenceEncoder, PretrainedTextEncoder, TextEnco
 
 log = logging.getLogger(__name__)
 
-TextBackend = Literal["onnx", "torch"]
+# onnx-int8: the same graph with its weights quantised to int8 per channel (ONNX Runtime's dynamic
+# quantisation), about half the CPU per query; not the default until it passes the issue's
+# retrieval and zero-shot checks (BENCHMARKS.md, first-seen text queries).
+TextBackend = Literal["onnx", "onnx-int8", "torch"]
 INPUTS = ("input_ids", "attention_mask")
 # Not "embedding": the exporter gives that name to one of BERT's weights, and a graph with two
 # values of one name does not load.
@@ -149,6 +152,18 @@ def cached_graph(sentence_model: Any, cache_dir: Path) -> Path:
     return path
 
 
+def quantized_graph(graph: Path) -> Path:
+    """The int8 twin of the fp32 `graph` beside it, quantised first if it has none yet."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    path = graph.with_name(f"{graph.stem}-int8-per-channel.onnx")
+    if not path.exists():
+        tmp = path.with_name(path.name + ".tmp")
+        quantize_dynamic(graph, tmp, per_channel=True, weight_type=QuantType.QInt8)
+        os.replace(tmp, path)
+    return path
+
+
 def open_session(path: Path, threads: int) -> onnxruntime.InferenceSession:
     options = onnxruntime.SessionOptions()
     # Requests run in parallel in the server's threads, so each run gets `threads` of its own.
@@ -165,11 +180,13 @@ class OnnxSentenceEncoder:
     """`FrozenSentenceEncoder`'s function through ONNX Runtime. Not an nn.Module either, for
     the same reason: nothing here trains or belongs in a checkpoint."""
 
-    def __init__(self, reference: FrozenSentenceEncoder, cache_dir: Path, threads: int = 1) -> None:
-        """reference: the PyTorch tower, exported from and kept for its tokenizer and vocabulary."""
+    def __init__(self, reference: FrozenSentenceEncoder, cache_dir: Path, threads: int = 1, int8: bool = False) -> None:
+        """reference: the PyTorch tower, exported from and kept for its tokenizer and vocabulary;
+        int8: run the graph with int8 weights (`quantized_graph`)."""
         self.model = reference.model
         self.dim = self.model.get_embedding_dimension()
-        self.session = open_session(cached_graph(self.model, cache_dir), threads)
+        graph = cached_graph(self.model, cache_dir)
+        self.session = open_session(quantized_graph(graph) if int8 else graph, threads)
 
     def __call__(self, texts: list[str]) -> torch.Tensor:
         """Texts -> (N, embedding_dim) float32 unit vectors."""
@@ -184,6 +201,6 @@ class OnnxSentenceEncoder:
 def use_text_backend(model: Clip, backend: TextBackend, cache_dir: Path, threads: int = 1) -> Clip:
     """Run `model`'s frozen sentence tower on `backend`; the scratch tower, small and trained,
     always runs in PyTorch. -> the same model."""
-    if backend == "onnx" and isinstance(model.text, PretrainedTextEncoder):
-        model.text.frozen = OnnxSentenceEncoder(model.text.frozen, cache_dir, threads)
+    if backend != "torch" and isinstance(model.text, PretrainedTextEncoder):
+        model.text.frozen = OnnxSentenceEncoder(model.text.frozen, cache_dir, threads, int8=backend == "onnx-int8")
     return model

@@ -98,3 +98,11 @@ def test_an_encoder_the_graph_does_not_reproduce_is_refused(models) -> None:
     cls_pooled = SentenceTransformer(modules=[minilm[0], Pooling(384, pooling_mode="cls"), minilm[2]], device="cpu")
     with pytest.raises(TextEncoderUnavailableError, match="CLIP_TEXT_BACKEND=torch"):
         exportable_transformer(cls_pooled)
+
+
+def test_the_int8_backend_quantises_the_graph_once_and_stays_near_the_reference(models, tmp_path: Path) -> None:
+    reference, _ = models
+    int8 = use_text_backend(copy.deepcopy(reference), "onnx-int8", tmp_path)
+    (fp32,) = tmp_path.glob("sentence-tower-????????????????.onnx")
+    assert sorted(tmp_path.iterdir()) == sorted([fp32, fp32.with_name(f"{fp32.stem}-int8-per-channel.onnx")])
+    assert cosines(embed_texts(int8, QUERIES), embed_texts(reference, QUERIES)).min() >= 0.95
