@@ -49,7 +49,9 @@ class Settings(BaseSettings):
     text_cache_size: int = Field(4096, ge=0)
     # ONNX Runtime runs a first-seen query's MiniLM forward in less than half PyTorch's CPU time, to
     # the same embedding (BENCHMARKS.md, first-seen text queries); torch is the reference it is tested against.
-    text_backend: TextBackend = Field("onnx", description="runtime of the frozen MiniLM text tower: onnx or torch")
+    text_backend: TextBackend = Field(
+        "onnx", description="runtime of the frozen MiniLM text tower: onnx, onnx-int8 or torch"
+    )
     # One batching thread runs the tower, so its runs may use both cores: first-seen p50 ~2.5-4 ms
     # lower than with one thread, for 176 against 191 searches/s under 32 clients (BENCHMARKS.md).
     text_threads: int = Field(2, ge=1, description="ONNX Runtime threads per text batch")
