@@ -271,7 +271,8 @@ def run_index(args: argparse.Namespace) -> None:
     try:
         store = open_store(settings)
         try:
-            report = import_folder(args.folder, ServedModel(model, config, settings.checkpoint, 0), store)
+            served = ServedModel(model, config, settings.checkpoint, 0, settings.text_batch_size)
+            report = import_folder(args.folder, served, store)
         finally:
             store.close()
     except StoreUnavailableError as error:  # what is committed stays: run again to resume

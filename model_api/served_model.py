@@ -79,7 +79,7 @@ class Classification:
 
 class ServedModel:
     def __init__(
-        self, model: Clip, config: dict[str, Any], checkpoint: Path, cache_size: int, text_batch_size: int = 32
+        self, model: Clip, config: dict[str, Any], checkpoint: Path, cache_size: int, text_batch_size: int
     ) -> None:
         """model: as `load_checkpoint` returns it, ready for inference; text_batch_size: most
         first-seen queries embedded in one batch."""

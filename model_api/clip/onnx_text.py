@@ -154,6 +154,7 @@ def cached_graph(sentence_model: Any, cache_dir: Path) -> Path:
 
 def quantized_graph(graph: Path) -> Path:
     """The int8 twin of the fp32 `graph` beside it, quantised first if it has none yet."""
+    # Imported here: the quantiser pulls in onnx's model tooling, which the default fp32 path never needs.
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     path = graph.with_name(f"{graph.stem}-int8-per-channel.onnx")

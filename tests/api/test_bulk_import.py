@@ -21,7 +21,7 @@ from model_api.sqlite_store import SqliteStore
 @pytest.fixture(scope="module")
 def model(tiny_checkpoint) -> ServedModel:
     clip, config = load_checkpoint(tiny_checkpoint, None, resolve_device("cpu"))
-    return ServedModel(clip, config, tiny_checkpoint, 0)
+    return ServedModel(clip, config, tiny_checkpoint, 0, 1)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
