@@ -19,10 +19,13 @@ from pathlib import Path
 
 from model_api.clip.captions import CIFAR10_CAPTIONS
 from model_api.clip.config import (
+    ACTIVATIONS,
     DEFAULT_RECIPE,
+    FLIPS,
     IMAGE_OPTIMIZERS,
     RECIPES,
     TEXT_ENCODER_KINDS,
+    ImageEncoderConfig,
     TextEncoderConfig,
     TrainConfig,
 )
@@ -87,6 +90,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="for the conv filters: muon (orthogonalised updates) or Nesterov SGD",
     )
     train.add_argument(
+        "--flip",
+        choices=FLIPS,
+        default=TrainConfig.flip,
+        help="random: a coin per image and epoch; alternating: each image mirrored every other epoch",
+    )
+    train.add_argument(
+        "--contrast-jitter",
+        type=float,
+        default=TrainConfig.contrast_jitter,
+        help="scale each image's contrast by up to this fraction about its mean brightness (0: off)",
+    )
+    train.add_argument(
+        "--activation", choices=ACTIVATIONS, default=ImageEncoderConfig.activation, help="the image tower's activation"
+    )
+    train.add_argument(
         "--text-encoder",
         choices=TEXT_ENCODER_KINDS,
         default=TextEncoderConfig.kind,
@@ -129,7 +147,7 @@ class Torchrun:
 def run_train(args: argparse.Namespace) -> None:
     from model_api.clip import distributed
     from model_api.clip.captions import CaptionSet
-    from model_api.clip.config import ClipConfig, ImageEncoderConfig
+    from model_api.clip.config import ClipConfig
     from model_api.clip.data import load_cifar10
     from model_api.clip.hardware import resolve_device
     from model_api.clip.train import Trainer
@@ -148,9 +166,12 @@ def run_train(args: argparse.Namespace) -> None:
         seed=args.seed,
         val_size=args.val_size,
         image_optimizer=args.image_optimizer,
+        flip=args.flip,
+        contrast_jitter=args.contrast_jitter,
     )
     model_config = ClipConfig(
-        image=ImageEncoderConfig(widths=tower.widths), text=TextEncoderConfig(kind=args.text_encoder)
+        image=ImageEncoderConfig(widths=tower.widths, activation=args.activation),
+        text=TextEncoderConfig(kind=args.text_encoder),
     )
     launch = Torchrun()
     device = resolve_device(args.device, launch.local_rank)

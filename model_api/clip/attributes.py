@@ -182,7 +182,7 @@ def _name_pixels(hue: torch.Tensor, sat: torch.Tensor, value: torch.Tensor, chro
     return names
 
 
-def _luma(images: torch.Tensor) -> torch.Tensor:
+def rec601_luma(images: torch.Tensor) -> torch.Tensor:
     """(N, 3, H, W) uint8 -> (N, H, W) int32 Rec. 601 luma, integer so sums are exact."""
     r, g, b = images.to(torch.int32).unbind(1)
     return (299 * r + 587 * g + 114 * b) // 1000
@@ -290,7 +290,7 @@ def _scenes(images: torch.Tensor, hsv: tuple[torch.Tensor, ...], names: torch.Te
     """images: (N, 3, 32, 32) uint8; hsv planes and names: (N, 32, 32) each -> (N,) scene codes."""
     hue, sat, value, chroma = hsv
     top, bottom = slice(0, STRIP), slice(-STRIP, None)
-    luma = _luma(images)
+    luma = rec601_luma(images)
     brightness = images.to(torch.int32).amax(1)  # (N, 32, 32) integer HSV value, for exact sums
     blue = (hue >= HUE_BLUE) & (hue < HUE_PURPLE) & (sat >= SKY_MIN_SATURATION) & (value >= GREY_BLACK_VALUE)
     top_darker_limit = brightness[:, top].flatten(1).sum(1) - WATER_DARKER * 255 * brightness[0, top].numel()
@@ -322,7 +322,7 @@ def _codes(images: torch.Tensor) -> torch.Tensor:
     """images: (N, 3, 32, 32) uint8 -> (N, 5) int64 codes, columns CODE_FIELDS."""
     hsv = _hsv(images.float() / 255)
     names = _name_pixels(*hsv)
-    luma = _luma(images)
+    luma = rec601_luma(images)
     pixels = images.to(torch.int32)
     colourful = (pixels.amax(1) - pixels.amin(1)) > GREYSCALE_CHROMA
     greyscale = colourful.flatten(1).sum(1) <= GREYSCALE_MAX_SHARE * colourful[0].numel()

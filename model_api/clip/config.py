@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+ACTIVATIONS = ("gelu", "silu")
+
 
 @dataclass(frozen=True)
 class ImageEncoderConfig:
@@ -20,6 +22,11 @@ class ImageEncoderConfig:
     widths: tuple[int, ...] = (64, 256, 256)
     batchnorm_momentum: float = 0.6  # running = momentum * running + (1 - momentum) * batch
     image_size: int = 32
+    activation: str = "gelu"  # or "silu", which hiverge's CIFAR-10 speedrun uses (BENCHMARKS.md, ablations)
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; expected one of {ACTIVATIONS}")
 
 
 TEXT_ENCODER_KINDS = ("scratch", "minilm")
@@ -75,6 +82,7 @@ class ClipConfig:
 
 
 IMAGE_OPTIMIZERS = ("muon", "sgd")
+FLIPS = ("random", "alternating")
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,12 @@ class TrainConfig:
     final_lr_fraction: float = 0.07
     label_smoothing: float = 0.2
     translate: int = 2
+    # "alternating" (airbench94): each image is mirrored on every other epoch from a random start,
+    # so two epochs show both views; "random" draws a coin per image and epoch.
+    flip: str = "random"
+    # Each image's contrast scaled by a factor drawn from [1 - c, 1 + c] about its own mean: the
+    # mean brightness and the hues stay, so no "dark", "bright" or colour caption is contradicted.
+    contrast_jitter: float = 0.0
     whiten_bias_epochs: int = 3
     ema_every: int = 5  # weight averaging, from `ema_start_epoch` on
     ema_start_epoch: int = 3
@@ -133,6 +147,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.image_optimizer not in IMAGE_OPTIMIZERS:
             raise ValueError(f"unknown image optimizer {self.image_optimizer!r}; expected one of {IMAGE_OPTIMIZERS}")
+        if self.flip not in FLIPS:
+            raise ValueError(f"unknown flip {self.flip!r}; expected one of {FLIPS}")
+        if not 0.0 <= self.contrast_jitter < 1.0:
+            raise ValueError(f"contrast_jitter must be in [0, 1), got {self.contrast_jitter}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .attributes import ATTRIBUTES_VERSION, attribute_codes
+from .attributes import ATTRIBUTES_VERSION, attribute_codes, rec601_luma
 
 HUB_NAME = "uoft-cs/cifar10"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "clip-cifar10"
@@ -138,19 +138,46 @@ def _write_cache(cache: Path, arrays: dict[str, np.ndarray], meta: dict) -> None
     tmp.replace(cache / "meta.json")
 
 
-def augment(images: torch.Tensor, translate: int, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip and translation by up to `translate` px (reflect padding).
+def augment(
+    images: torch.Tensor,
+    translate: int,
+    generator: torch.Generator,
+    flipped: torch.Tensor | None = None,
+    contrast_jitter: float = 0.0,
+) -> torch.Tensor:
+    """Horizontal flip, contrast jitter (`jitter_contrast`) and translation by up to `translate` px
+    (reflect padding).
 
-    images: (N, 3, H, W) uint8 on any device -> same shape, same device. Each image gets its own
-    flip and offset; the work is done per offset value over whole groups of images, not per
-    image. The random draws come from `generator` on the CPU, so a run augments alike on every
-    device and every process.
+    images: (N, 3, H, W) uint8 on any device -> same shape, same device. flipped: (N,) bool, the
+    images to mirror; None draws a fair coin for each. Each image gets its own draws, all from
+    `generator` on the CPU, so a run augments alike on every device and every process.
     """
-    n, _, h, w = images.shape
-    flip = (torch.rand(n, generator=generator) < 0.5).to(images.device)
-    images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+    if flipped is None:
+        flipped = torch.rand(len(images), generator=generator) < 0.5
+    images = torch.where(flipped.to(images.device)[:, None, None, None], images.flip(-1), images)
+    if contrast_jitter:
+        images = jitter_contrast(images, contrast_jitter, generator)
+    return translate_randomly(images, translate, generator)
+
+
+def jitter_contrast(images: torch.Tensor, amount: float, generator: torch.Generator) -> torch.Tensor:
+    """Scale each image's contrast by a factor drawn from [1 - amount, 1 + amount] about its mean
+    luma: every pixel moves along the line to that grey level, which keeps its hue and the image's
+    mean luma (up to clipping at 0 and 255), what the attribute reader calls colours and light by."""
+    factor = 1 + amount * (2 * torch.rand(len(images), generator=generator) - 1)
+    grey = rec601_luma(images).float().mean((1, 2))  # (N,)
+    pixels = images.float()
+    centre = grey.view(-1, 1, 1, 1)
+    jittered = centre + factor.to(images.device).view(-1, 1, 1, 1) * (pixels - centre)
+    return jittered.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def translate_randomly(images: torch.Tensor, translate: int, generator: torch.Generator) -> torch.Tensor:
+    """Shift each image by up to `translate` px each way, reflect-padded. The work is done per
+    offset over whole groups of images, not per image."""
     if translate == 0:
         return images
+    n, _, h, w = images.shape
     padded = torch.nn.functional.pad(images.float(), (translate,) * 4, mode="reflect").to(images.dtype)
     out = torch.empty_like(images)
     dx = torch.randint(0, 2 * translate + 1, (n,), generator=generator).to(images.device)

@@ -2,7 +2,7 @@
 
 Layout (shapes for one 32x32 image):
   whitening conv 2x2, frozen  (3, 32, 32) -> (24, 31, 31)
-  group 1: conv-pool-BN-GELU-conv-BN-GELU -> (64, 15, 15)
+  group 1: conv-pool-BN-act-conv-BN-act (GELU, or SiLU by config) -> (64, 15, 15)
   group 2                                -> (256, 7, 7)
   group 3                                -> (256, 3, 3)
   max-pool over the 3x3 grid             -> (256,)
@@ -31,13 +31,16 @@ class ConvBN(nn.Sequential):
         super().__init__(conv, norm)
 
 
+ACTIVATIONS = {"gelu": nn.GELU, "silu": nn.SiLU}
+
+
 class ConvGroup(nn.Module):
-    def __init__(self, in_ch: int, out_ch: int, momentum: float) -> None:
+    def __init__(self, in_ch: int, out_ch: int, momentum: float, activation: str) -> None:
         super().__init__()
         self.first = ConvBN(in_ch, out_ch, momentum)
         self.second = ConvBN(out_ch, out_ch, momentum)
         self.pool = nn.MaxPool2d(2)
-        self.act = nn.GELU()
+        self.act = ACTIVATIONS[activation]()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conv1, norm1 = self.first
@@ -55,8 +58,8 @@ class ImageEncoder(nn.Module):
         self.whiten.weight.requires_grad_(False)
         widths = (config.whitening_width, *config.widths)
         pairs = zip(widths[:-1], widths[1:], strict=True)
-        self.groups = nn.Sequential(*(ConvGroup(a, b, config.batchnorm_momentum) for a, b in pairs))
-        self.act = nn.GELU()
+        self.groups = nn.Sequential(*(ConvGroup(a, b, config.batchnorm_momentum, config.activation) for a, b in pairs))
+        self.act = ACTIVATIONS[config.activation]()
         self.output_dim = config.widths[-1]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

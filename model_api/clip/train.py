@@ -18,6 +18,7 @@ Output directory layout:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -146,8 +147,18 @@ def epoch_draw(
     """The epoch's generator, augmented images (N, 3, 32, 32) uint8 and batch order (N,): seeded
     by the run's seed and the epoch, so every process and a resumed run draw the same."""
     generator = torch.Generator().manual_seed(recipe.seed * 100_003 + epoch)
-    augmented = augment(images, recipe.translate, generator)
+    flipped = epoch_flips(len(images), recipe, epoch)
+    augmented = augment(images, recipe.translate, generator, flipped, recipe.contrast_jitter)
     return generator, augmented, torch.randperm(len(images), generator=generator)
+
+
+def epoch_flips(count: int, recipe: TrainConfig, epoch: int) -> torch.Tensor | None:
+    """(count,) bool, the images mirrored this epoch under alternating flip: a random half at the
+    run's start, the other half the next epoch, and so on. None: random flip draws per epoch."""
+    if recipe.flip == "random":
+        return None
+    start = torch.rand(count, generator=torch.Generator().manual_seed(recipe.seed)) < 0.5
+    return start ^ bool(epoch % 2)
 
 
 class CaptionSampler:
@@ -236,6 +247,24 @@ def zero_shot_accuracy(
     predictions = (embed_images(model, split.images[shard], device=device, mirror=False) @ class_embeddings.T).argmax(1)
     correct = (predictions == split.labels[shard]).float().to(device.torch_device)
     return gather(correct, ranks, len(split)).mean().item()
+
+
+def json_form(config: dict[str, Any]) -> dict[str, Any]:
+    """A config as it reads back from JSON (tuples become lists), to compare with a saved one."""
+    return json.loads(json.dumps(config))
+
+
+def saved_recipe(raw: str) -> dict[str, Any]:
+    """A state's recipe with today's fields: the ones it predates take their defaults (what it
+    trained with), and the ones since dropped go (the precision, `bf16` in older states, follows
+    the device, so a run may move to another machine)."""
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in json.loads(raw).items() if k in fields}).to_dict()
+
+
+def saved_model_config(raw: str | None) -> dict[str, Any] | None:
+    """A state's model config with the defaults of fields it predates; None when it has none."""
+    return None if raw is None else json_form(ClipConfig.from_dict(json.loads(raw)).to_dict())
 
 
 class DataCaptionMismatchError(ValueError):
@@ -351,13 +380,11 @@ class Trainer:
 
     def check_same_run(self, state: dict[str, Any]) -> None:
         """A resumed run must keep its model and recipe: the schedule and the weights' shapes depend on them."""
-        saved = {"recipe": json.loads(state["recipe"]), "model": json.loads(state.get("model_config", "null"))}
-        current = {"recipe": self.recipe.to_dict(), "model": json.loads(json.dumps(self.model_config.to_dict()))}
+        saved = {"recipe": saved_recipe(state["recipe"]), "model": saved_model_config(state.get("model_config"))}
+        current = {"recipe": self.recipe.to_dict(), "model": json_form(self.model_config.to_dict())}
         for part in ("recipe", "model"):
             if saved[part] is None:  # a state written before the model was recorded
                 continue
-            # Only the current fields count: the precision (`bf16` in older states) follows the device,
-            # so a run may move to another machine.
             changed = sorted(k for k in current[part] if saved[part].get(k) != current[part][k])
             if changed:
                 raise ResumeMismatchError(

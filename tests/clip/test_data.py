@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from model_api.clip.data import DataUnavailableError, augment, load_cifar10
+from model_api.clip.attributes import rec601_luma
+from model_api.clip.data import DataUnavailableError, augment, jitter_contrast, load_cifar10
 
 
 def test_loads_hub_layout_with_class_names(tiny_data) -> None:
@@ -48,3 +49,28 @@ def test_augment_without_translate_only_flips() -> None:
     out = augment(images, translate=0, generator=torch.Generator().manual_seed(0))
     for original, result in zip(images, out, strict=False):
         assert torch.equal(result, original) or torch.equal(result, original.flip(-1))
+
+
+def test_augment_mirrors_exactly_the_images_it_is_told_to() -> None:
+    images = torch.randint(0, 255, (6, 3, 32, 32), dtype=torch.uint8)
+    flipped = torch.tensor([True, False, True, False, False, True])
+    out = augment(images, translate=0, generator=torch.Generator().manual_seed(0), flipped=flipped)
+    for original, result, mirrored in zip(images, out, flipped.tolist(), strict=True):
+        assert torch.equal(result, original.flip(-1) if mirrored else original)
+
+
+def test_contrast_jitter_keeps_mean_brightness_and_hues() -> None:
+    # Mid-range pixels: a factor of up to 1.3 moves none of them past 0 or 255.
+    images = torch.randint(70, 186, (64, 3, 32, 32), dtype=torch.uint8)
+    out = jitter_contrast(images, 0.3, torch.Generator().manual_seed(0))
+    brightness = rec601_luma(images).float().mean((1, 2))
+    assert torch.allclose(rec601_luma(out).float().mean((1, 2)), brightness, atol=1.0)
+    spread_ratio = out.float().std((1, 2, 3)) / images.float().std((1, 2, 3))
+    assert spread_ratio.min() < 0.9 and spread_ratio.max() > 1.1 and spread_ratio.max() < 1.31
+    # Each pixel moves along the line to its image's grey level: the order of its channels, what
+    # makes it red or blue, stays (ties aside, from rounding).
+    order, jittered_order = images.float().argsort(1), out.float().argsort(1)
+    pixels = images.float()
+    gaps = torch.stack([(pixels[:, a] - pixels[:, b]).abs() for a, b in ((0, 1), (1, 2), (0, 2))], 1)
+    distinct = (gaps > 8).all(1, keepdim=True).expand_as(order)
+    assert torch.equal(order[distinct], jittered_order[distinct])

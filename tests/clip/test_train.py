@@ -14,6 +14,7 @@ from model_api.clip.train import (
     ResumeMismatchError,
     Trainer,
     build_optimizers,
+    epoch_flips,
     lr_factor,
 )
 from tests.conftest import CAPTIONS, TINY_DEVICE, TINY_MINILM_MODEL, TINY_MODEL, TINY_RECIPE, needs_cuda
@@ -95,6 +96,11 @@ def test_a_state_written_before_devices_were_chosen_resumes(tiny_data, tmp_path)
     state = torch.load(tmp_path / STATE_FILE, weights_only=True)
     del state["scaler"]  # such states had no loss scaler, and their recipe said whether it ran in bf16
     state["recipe"] = json.dumps({**json.loads(state["recipe"]), "bf16": True})
+    # Nor did they know the fields added since: they trained with those fields' defaults.
+    state["recipe"] = json.dumps({k: v for k, v in json.loads(state["recipe"]).items() if k != "flip"})
+    model_config = json.loads(state["model_config"])
+    del model_config["image"]["activation"]
+    state["model_config"] = json.dumps(model_config)
     torch.save(state, tmp_path / STATE_FILE)
     resumed = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path, CAPTIONS, device=TINY_DEVICE)
     resumed.resume()
@@ -176,3 +182,30 @@ def test_each_image_side_weight_has_exactly_one_optimizer() -> None:
 def test_an_unknown_image_optimizer_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown image optimizer"):
         replace(TINY_RECIPE, image_optimizer="adam")
+
+
+def test_alternating_flip_mirrors_each_image_on_every_other_epoch() -> None:
+    alternating = replace(TINY_RECIPE, flip="alternating")
+    first, second, third = (epoch_flips(1000, alternating, epoch) for epoch in range(3))
+    assert torch.equal(second, ~first) and torch.equal(third, first)
+    assert 400 < int(first.sum()) < 600  # a random half starts mirrored
+    assert epoch_flips(1000, TINY_RECIPE, 0) is None  # random flip draws its coins per epoch
+
+
+def test_unknown_flips_and_out_of_range_jitter_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown flip"):
+        replace(TINY_RECIPE, flip="sometimes")
+    with pytest.raises(ValueError, match="contrast_jitter"):
+        replace(TINY_RECIPE, contrast_jitter=1.5)
+
+
+def test_a_tiny_run_with_alternating_flip_contrast_jitter_and_silu_lowers_the_loss(tiny_data, tmp_path) -> None:
+    recipe = replace(TINY_RECIPE, flip="alternating", contrast_jitter=0.2)
+    model = replace(TINY_MODEL, image=replace(TINY_MODEL.image, activation="silu"))
+    trainer = Trainer(tiny_data, model, recipe, tmp_path, CAPTIONS, device=TINY_DEVICE)
+    trainer.fit()
+    losses = [record["loss"] for record in trainer.history]
+    assert losses[-1] < losses[0]
+    assert isinstance(trainer.model.visual.act, torch.nn.SiLU)
+    model, _ = load_checkpoint(tmp_path / "best")
+    assert isinstance(model.visual.act, torch.nn.SiLU)  # the checkpoint rebuilds the tower it trained
