@@ -15,8 +15,8 @@ measures it with httpx from this machine. Sections (`--only a,b`; all by default
               from the service's cache of query embeddings
   classify    POST /v1/classify with a 32x32 PNG
   large_jpeg  POST /v1/classify with a 4000x3000 JPEG
-  throughput  text searches from 32 concurrent clients for 60 s, every query distinct and never
-              sent before: requests/s and errors
+  throughput  text searches from 32 concurrent connections for 60 s, every query distinct and never
+              sent before: requests/s and errors (driven by wrk, which must be on PATH)
   throughput_repeated
               the same, with queries drawn from 200 phrases the service has already seen
   accuracy    test images sent as PNG to POST /v1/classify, compared with `main.py --mode TEST`
@@ -32,8 +32,6 @@ cached embeddings:
 from __future__ import annotations
 
 import argparse
-import asyncio
-import collections
 import contextlib
 import importlib.metadata
 import io
@@ -42,10 +40,12 @@ import operator
 import os
 import platform
 import random
+import resource
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -164,6 +164,12 @@ def server_cpu_s(args: argparse.Namespace) -> float:
     request, it is the work a request costs the server, whatever else shares the CPUs."""
     fields = Path(f"/proc/{args.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def children_cpu_s() -> float:
+    """CPU seconds of this process's finished children (wrk, once it has exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def prepare_store(store_dir: Path, empty: bool) -> None:
@@ -291,8 +297,7 @@ def bench_large_jpeg(http: httpx.Client, args: argparse.Namespace) -> dict:
 
 def bench_throughput(http: httpx.Client, args: argparse.Namespace) -> dict:
     """Every query distinct and never sent before: each one runs the text tower."""
-    queries = iter(args.queries_pool)
-    results = asyncio.run(sustained_search(str(http.base_url), args, lambda _: next(queries)))
+    results = sustained_search(str(http.base_url), args, args.queries_pool, repeat=False)
     return {**results, "distinct_queries": results["requests"]}
 
 
@@ -301,57 +306,57 @@ def bench_throughput_repeated(http: httpx.Client, args: argparse.Namespace) -> d
     pool = random.Random(args.seed).sample(phrases(), REPEATED_PHRASES)
     for query in pool:
         search(http, query, args.top_k)
-    return {
-        **asyncio.run(sustained_search(str(http.base_url), args, lambda rng: rng.choice(pool))),
-        "phrases": len(pool),
-    }
+    return {**sustained_search(str(http.base_url), args, pool, repeat=True), "phrases": len(pool)}
 
 
 REPEATED_PHRASES = 200
+WRK_SCRIPT = Path(__file__).with_name("search_load.lua")
 
 
-async def sustained_search(base_url: str, args: argparse.Namespace, next_query: Callable[[random.Random], str]) -> dict:
-    """`concurrency` clients searching back to back until the time is up, each asking for
-    `next_query(its own rng)`; every non-200 answer and every transport error (timeouts
+def sustained_search(base_url: str, args: argparse.Namespace, queries: list[str], repeat: bool) -> dict:
+    """`concurrency` connections searching back to back for `duration` s, driven by wrk (a C
+    load generator: the Python client this replaced took about as much CPU per request as the
+    server, on the same two cores). Queries are taken in order from `queries`, each sent once
+    unless `repeat` cycles through them. Every non-2xx answer and every socket error (timeouts
     included) counts as an error."""
-    ok_ms: list[float] = []
-    errors: collections.Counter[str] = collections.Counter()
-    limits = httpx.Limits(max_connections=args.concurrency)
-
-    async def client_loop(client: httpx.AsyncClient, rng: random.Random, deadline: float) -> None:
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            try:
-                response = await client.post("/v1/search/text", json={"query": next_query(rng), "top_k": args.top_k})
-            except httpx.HTTPError as error:
-                errors[type(error).__name__] += 1
-                continue
-            if response.status_code == 200:
-                ok_ms.append((time.perf_counter() - started) * 1000)
-            else:
-                errors[f"HTTP {response.status_code}"] += 1
-
-    async with httpx.AsyncClient(base_url=base_url, timeout=args.timeout, limits=limits) as client:
-        started, cpu_started = time.perf_counter(), server_cpu_s(args)
-        deadline = started + args.duration
-        await asyncio.gather(
-            *(client_loop(client, random.Random(args.seed + i), deadline) for i in range(args.concurrency))
-        )
-        elapsed, server_cpu = time.perf_counter() - started, server_cpu_s(args) - cpu_started
-    requests = len(ok_ms) + sum(errors.values())
+    if shutil.which("wrk") is None:
+        raise SystemExit("the throughput sections need wrk on PATH (Debian: apt-get install wrk)")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt") as file:
+        file.write("\n".join(queries) + "\n")
+        file.flush()
+        command = [
+            "wrk", f"--threads={WRK_THREADS}", f"--connections={args.concurrency}", f"--duration={args.duration:g}s",
+            f"--timeout={args.timeout:g}s", f"--script={WRK_SCRIPT}", base_url, "--",
+            file.name, str(WRK_THREADS), str(args.top_k), "repeat" if repeat else "once",
+        ]  # fmt: skip
+        cpu_started, wrk_cpu_started = server_cpu_s(args), children_cpu_s()
+        finished = subprocess.run(command, capture_output=True, text=True, check=False)
+        server_cpu, wrk_cpu = server_cpu_s(args) - cpu_started, children_cpu_s() - wrk_cpu_started
+    summary = next((line for line in finished.stdout.splitlines() if line.startswith(WRK_SUMMARY)), None)
+    if finished.returncode != 0 or summary is None:
+        raise RuntimeError(f"wrk failed ({finished.returncode}): {finished.stdout}{finished.stderr}")
+    wrk = json.loads(summary.removeprefix(WRK_SUMMARY))
+    errors = {kind: wrk[kind] for kind in ("non_2xx", "connect_errors", "read_errors", "write_errors", "timeouts")}
+    elapsed = wrk["duration_s"]
     return {
         "clients": args.concurrency,
+        "load_generator": f"wrk, {WRK_THREADS} thread(s)",
         "duration_s": elapsed,
-        "requests": requests,
-        "requests_per_s": len(ok_ms) / elapsed,
+        "requests": wrk["requests"],
+        "requests_per_s": (wrk["requests"] - errors["non_2xx"]) / elapsed,
         # The server's CPU share: on two CPUs of its own it could answer at most about
-        # 2 / (server CPU seconds per request) per second, less the client's share.
-        "server_cpu_ms_per_request": server_cpu * 1000 / max(requests, 1),
+        # 2 / (server CPU seconds per request) per second, less the load generator's share.
+        "server_cpu_ms_per_request": server_cpu * 1000 / max(wrk["requests"], 1),
         "server_cpu_share": server_cpu / elapsed,
+        "load_generator_cpu_share": wrk_cpu / elapsed,
         "errors": sum(errors.values()),
-        "errors_by_kind": dict(errors),
-        "latency_under_load": latency_summary(ok_ms),
+        "errors_by_kind": {kind: count for kind, count in errors.items() if count},
+        "latency_under_load": {key: wrk[key] for key in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "max_ms")},
     }
+
+
+WRK_THREADS = 1  # one wrk thread drives 32 connections with CPU to spare; more would take the server's
+WRK_SUMMARY = "wrk-summary "  # search_load.lua's done() prints its JSON after this
 
 
 def bench_accuracy(http: httpx.Client, args: argparse.Namespace) -> dict:

@@ -41,11 +41,16 @@ class MicroBatcher:
 
     def __call__(self, texts: list[str]) -> torch.Tensor:
         """(N, D) rows for texts, computed in whatever batch they join; `compute`'s error if it raises."""
+        return self.submit(texts).result()
+
+    def submit(self, texts: list[str]) -> Future[torch.Tensor]:
+        """Queue texts without waiting: the future holds their (N, D) rows, or `compute`'s error,
+        once their batch has run. An event loop awaits it (`asyncio.wrap_future`) with no thread blocked."""
         if not self._worker.is_alive():
             raise RuntimeError("the micro-batcher is closed")
         request = _Request(list(texts))
         self._queue.put(request)
-        return request.result.result()
+        return request.result
 
     def close(self) -> None:
         """Answer what is queued, then stop the worker."""

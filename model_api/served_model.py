@@ -6,9 +6,11 @@ serving embeds exactly as evaluation does.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,21 +55,29 @@ class LruCache:
         self._entries: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()
 
+    def get(self, key: str) -> torch.Tensor | None:
+        with self._lock:
+            value = self._entries.get(key)
+            if value is not None:
+                self._entries.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: torch.Tensor) -> None:
+        with self._lock:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
     def get_many(self, keys: Sequence[str], compute: Callable[[list[str]], torch.Tensor]) -> torch.Tensor:
         """Embeddings of keys (K, D), computing only the misses, in one batch."""
-        with self._lock:
-            found = {key: self._entries[key] for key in keys if key in self._entries}
-            for key in found:
-                self._entries.move_to_end(key)
+        found = {key: value for key in keys if (value := self.get(key)) is not None}
         misses = list(dict.fromkeys(key for key in keys if key not in found))
         if misses:
             # Computed outside the lock so one slow batch does not block cached lookups.
             found.update(zip(misses, compute(misses), strict=True))
-            with self._lock:
-                for key in misses:
-                    self._entries[key] = found[key]
-                while len(self._entries) > self.size:
-                    self._entries.popitem(last=False)
+            for key in misses:
+                self.put(key, found[key])
         return torch.stack([found[key] for key in keys])
 
 
@@ -141,20 +151,50 @@ class ServedModel:
         return blended / np.linalg.norm(blended, axis=1, keepdims=True)
 
     def text_vector(self, text: str) -> np.ndarray:
-        """(D,) unit vector of a search query; repeated queries come from the cache."""
-        return self._texts.get_many([text], self._text_batcher)[0].numpy()
+        """(D,) unit vector of a search query; repeated queries come from the cache. Blocks: for
+        routes that run in the thread pool."""
+        return self._text_future(text).result().numpy()
+
+    async def text_vector_async(self, text: str) -> np.ndarray:
+        """`text_vector` for routes on the event loop: it waits for the query's batch with no
+        thread blocked, which saves a thread-pool hop per request under load."""
+        return (await asyncio.wrap_future(self._text_future(text))).numpy()
+
+    def _text_future(self, text: str) -> Future[torch.Tensor]:
+        """The query's (D,) embedding: a done future when cached, else one its batch completes
+        (and the cache then keeps)."""
+        embedding: Future[torch.Tensor] = Future()
+        cached = self._texts.get(text)
+        if cached is not None:
+            embedding.set_result(cached)
+            return embedding
+
+        def keep(batch: Future[torch.Tensor]) -> None:
+            if (error := batch.exception()) is not None:
+                embedding.set_exception(error)
+                return
+            self._texts.put(text, batch.result()[0])
+            embedding.set_result(batch.result()[0])
+
+        self._text_batcher.submit([text]).add_done_callback(keep)
+        return embedding
 
     def search_vector(
-        self, query: np.ndarray, negative: str | None = None, refinement: str | None = None
+        self, query: np.ndarray, negative: np.ndarray | None = None, refinement: np.ndarray | None = None
     ) -> np.ndarray:
         """(D,) query vector (a text's or an image's) -> (D,) vector to search with, moved away
-        from the `negative` text and towards the `refinement` text."""
+        from the `negative` text's vector and towards the `refinement` text's."""
 
-        def text(words: str | None) -> torch.Tensor | None:
-            return None if words is None else torch.from_numpy(self.text_vector(words))
+        def tensor(vector: np.ndarray | None) -> torch.Tensor | None:
+            return None if vector is None else torch.from_numpy(vector)
 
-        composed = compose_query(torch.from_numpy(query), text(negative), text(refinement))
-        return composed.numpy()
+        return compose_query(torch.from_numpy(query), tensor(negative), tensor(refinement)).numpy()
+
+    def optional_text_vector(self, text: str | None) -> np.ndarray | None:
+        return None if text is None else self.text_vector(text)
+
+    async def optional_text_vector_async(self, text: str | None) -> np.ndarray | None:
+        return None if text is None else await self.text_vector_async(text)
 
     def classify(self, vectors: np.ndarray, labels: Sequence[str] | None, top_k: int | None) -> list[Classification]:
         """(N, D) image vectors -> per image the top_k (label, probability), most likely first, and

@@ -47,14 +47,16 @@ class Settings(BaseSettings):
     max_batch_files: int = Field(32, gt=0)
     exact_search_max: int = Field(EXACT_SEARCH_MAX, ge=0, description="above this many vectors, search with FAISS")
     text_cache_size: int = Field(4096, ge=0)
-    # ONNX Runtime runs a first-seen query's MiniLM forward in less than half PyTorch's CPU time, to
-    # the same embedding (BENCHMARKS.md, first-seen text queries); torch is the reference it is tested against.
+    # onnx-int8: ONNX Runtime with int8 weights and products in blocks of 32 (onnx_text.quantized_graph),
+    # about half the fp32 graph's CPU per query; it moves held-out open-vocabulary P@10 by 0.002 and
+    # zero-shot accuracy by 0.01 points (BENCHMARKS.md, int8). onnx is the fp32 graph; torch the
+    # PyTorch reference both are tested against.
     text_backend: TextBackend = Field(
-        "onnx", description="runtime of the frozen MiniLM text tower: onnx, onnx-int8 or torch"
+        "onnx-int8", description="runtime of the frozen MiniLM text tower: onnx-int8, onnx or torch"
     )
-    # One batching thread runs the tower, so its runs may use both cores: first-seen p50 ~2.5-4 ms
-    # lower than with one thread, for 176 against 191 searches/s under 32 clients (BENCHMARKS.md).
-    text_threads: int = Field(2, ge=1, description="ONNX Runtime threads per text batch")
+    # One thread per text batch: with int8 a second one no longer shortens a lone query, and under
+    # 32 clients it cost a quarter of the throughput (263 against 200 searches/s; BENCHMARKS.md).
+    text_threads: int = Field(1, ge=1, description="ONNX Runtime threads per text batch")
     # Concurrent first-seen queries run as one batch, at about half the CPU per query (micro_batch.py).
     text_batch_size: int = Field(32, ge=1, description="most first-seen text queries embedded in one forward pass")
     # With two, torch's idle OpenMP worker spun after every small product: the 256-d projection of

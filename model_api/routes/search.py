@@ -22,10 +22,13 @@ router = APIRouter(prefix="/v1/search", tags=["search"])
 
 
 @router.post("/text", summary="Gallery images matching a text query", responses=error_responses(422, 503))
-def search_text(
+async def search_text(
     body: TextSearchRequest, model: ModelDep, gallery: GalleryDep, root_path: RootPathDep
 ) -> SearchResponse:
-    vector = model.search_vector(model.text_vector(body.query), negative=body.negative)
+    # On the event loop: the query waits for its batch without holding a thread, and the search
+    # itself (a product with the gallery and a lookup of k items in memory) takes well under a ms.
+    query, negative = await model.text_vector_async(body.query), await model.optional_text_vector_async(body.negative)
+    vector = model.search_vector(query, negative=negative)
     # Only words are compared with captions: an image query compares pixels alone.
     hits = gallery.search(vector, body.top_k, body.min_score, None, body.min_relative_score, captions=True)
     return SearchResponse.of(hits, root_path)
@@ -47,7 +50,9 @@ def search_image(
     negative: Annotated[Negative | None, Form()] = None,
 ) -> SearchResponse:
     image = model.image_vectors(read_image(file, settings.max_upload_bytes)[None])[0]
-    vector = model.search_vector(image, negative=negative, refinement=text)
+    vector = model.search_vector(
+        image, negative=model.optional_text_vector(negative), refinement=model.optional_text_vector(text)
+    )
     return SearchResponse.of(gallery.search(vector, top_k, min_score, None, min_relative_score), root_path)
 
 
@@ -60,6 +65,10 @@ def search_image(
 def search_similar(
     body: SimilarSearchRequest, model: ModelDep, gallery: GalleryDep, root_path: RootPathDep
 ) -> SearchResponse:
-    vector = model.search_vector(gallery.vector(body.id), negative=body.negative, refinement=body.text)
+    vector = model.search_vector(
+        gallery.vector(body.id),
+        negative=model.optional_text_vector(body.negative),
+        refinement=model.optional_text_vector(body.text),
+    )
     hits = gallery.search(vector, body.top_k, body.min_score, body.id, body.min_relative_score)
     return SearchResponse.of(hits, root_path)
