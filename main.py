@@ -23,6 +23,7 @@ from model_api.clip.config import (
     DEFAULT_RECIPE,
     FLIPS,
     IMAGE_OPTIMIZERS,
+    POSITIVE_WEIGHTINGS,
     RECIPES,
     TEXT_ENCODER_KINDS,
     ImageEncoderConfig,
@@ -102,6 +103,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="scale each image's contrast by up to this fraction about its mean brightness (0: off)",
     )
     train.add_argument(
+        "--positives",
+        choices=POSITIVE_WEIGHTINGS,
+        default=TrainConfig.positives,
+        help="an attribute caption counts for an image of its class: all_claims (only with all it claims) or "
+        "overlap (weighted by the share of its claims the image has)",
+    )
+    train.add_argument(
         "--activation", choices=ACTIVATIONS, default=ImageEncoderConfig.activation, help="the image tower's activation"
     )
     train.add_argument(
@@ -168,6 +176,7 @@ def run_train(args: argparse.Namespace) -> None:
         image_optimizer=args.image_optimizer,
         flip=args.flip,
         contrast_jitter=args.contrast_jitter,
+        positives=args.positives,
     )
     model_config = ClipConfig(
         image=ImageEncoderConfig(widths=tower.widths, activation=args.activation),

@@ -83,6 +83,7 @@ class ClipConfig:
 
 IMAGE_OPTIMIZERS = ("muon", "sgd")
 FLIPS = ("random", "alternating")
+POSITIVE_WEIGHTINGS = ("all_claims", "overlap")
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,9 @@ class TrainConfig:
     # Share of captions built from the image's own attributes (when it has readable ones) rather
     # than drawn from its class's captions: text search then sees colour, scene and light.
     attribute_caption_share: float = 0.5
+    # How far an attribute caption is a positive for an image of its class (train.caption_positives):
+    # "all_claims" (1 when the image has all it claims, else 0) or "overlap" (the share it has).
+    positives: str = "all_claims"
     # Conv filters: "muon" (airbench94_muon) or Nesterov SGD like every other image-side weight.
     image_optimizer: str = "muon"
     # Muon's step has a fixed size whatever the loss's scale or the batch: airbench94_muon's rate
@@ -147,6 +151,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.image_optimizer not in IMAGE_OPTIMIZERS:
             raise ValueError(f"unknown image optimizer {self.image_optimizer!r}; expected one of {IMAGE_OPTIMIZERS}")
+        if self.positives not in POSITIVE_WEIGHTINGS:
+            raise ValueError(f"unknown positives {self.positives!r}; expected one of {POSITIVE_WEIGHTINGS}")
         if self.flip not in FLIPS:
             raise ValueError(f"unknown flip {self.flip!r}; expected one of {FLIPS}")
         if not 0.0 <= self.contrast_jitter < 1.0:

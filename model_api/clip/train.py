@@ -207,17 +207,35 @@ class CaptionSampler:
             self.built.update(zip(texts, self.model.text.prepare(texts), strict=True))
 
 
+CLAIMED_COLUMNS = (0, 2, 3, 4)  # main colour, scene, light, black and white; the second colour is never claimed
+
+
 def caption_positives(
-    image_labels: torch.Tensor, image_codes: torch.Tensor, text_labels: torch.Tensor, claims: torch.Tensor
+    image_labels: torch.Tensor,
+    image_codes: torch.Tensor,
+    text_labels: torch.Tensor,
+    claims: torch.Tensor,
+    weighting: str = "all_claims",
 ) -> torch.Tensor:
-    """(B_i, B_t) bool: the caption's class is the image's and everything the caption claims
-    (main colour, scene, light, black and white) the reader found in the image. A caption
-    claiming "red" is thus a negative for the other cars of the batch."""
-    positives = label_positives(image_labels, text_labels)
-    for column in (0, 2, 3, 4):  # the second colour (column 1) is never claimed
+    """(B_i, B_t) weights in [0, 1] of each caption as a positive for each image; 0 unless the
+    caption's class is the image's.
+
+    all_claims: 1 when everything the caption claims (main colour, scene, light, black and white)
+    the reader found in the image, else 0; a caption claiming "red" is thus a negative for the
+    other cars of the batch. overlap: the share of its claims the image has ("a red car on the
+    grass" is half a positive for a red car in front of the sky); a caption claiming nothing weighs 1.
+    """
+    same_class = label_positives(image_labels, text_labels).float()
+    made = torch.zeros(claims.shape[0])  # (B_t,) claims per caption
+    held = torch.zeros(image_codes.shape[0], claims.shape[0])  # (B_i, B_t) of them the image has
+    for column in CLAIMED_COLUMNS:
         claim = claims[None, :, column]  # (1, B_t)
-        positives &= (claim == NONE_CODE) | (claim == image_codes[:, None, column])
-    return positives
+        claimed = claim != NONE_CODE
+        made += claimed[0]
+        held += (claimed & (claim == image_codes[:, None, column])).float()
+    if weighting == "all_claims":
+        return same_class * (held == made).float()
+    return same_class * torch.where(made > 0, held / made.clamp(min=1), 1.0)
 
 
 class WeightAverager:
@@ -403,7 +421,9 @@ class Trainer:
         # Drawn from the run's generator, so every process draws the same captions.
         text_inputs, claims = self.captions.sample(caption_labels, codes[:count], generator)
         rows, texts = self.ranks.gathered_order(len(chosen)), self.ranks.gathered_order(len(text_inputs))
-        positives = caption_positives(labels[rows], codes[rows], caption_labels[texts], claims[texts])
+        positives = caption_positives(
+            labels[rows], codes[rows], caption_labels[texts], claims[texts], self.recipe.positives
+        )
         batch = to_float(images[self.ranks.shard(chosen).to(self.device.torch_device)])
         with self.device.autocast():
             image_emb, text_emb, scale = self.network(

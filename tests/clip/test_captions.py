@@ -77,8 +77,22 @@ def test_a_caption_is_a_positive_only_for_images_with_what_it_claims() -> None:
     claims = torch.tensor([[red, -1, -1, -1, -1], [-1, -1, -1, -1, -1], [-1, -1, sky, -1, -1]])
     positives = caption_positives(image_labels, image_codes, text_labels, claims)
     assert positives.tolist() == [
-        [True, True, False],  # a red car: "a red car", "a car"
-        [False, True, False],  # red only as its second colour: not "a red car"
-        [False, True, True],  # a car in the sky
-        [False, False, False],  # another class
+        [1, 1, 0],  # a red car: "a red car", "a car"
+        [0, 1, 0],  # red only as its second colour: not "a red car"
+        [0, 1, 1],  # a car in the sky
+        [0, 0, 0],  # another class
     ]
+
+
+def test_overlap_weighting_counts_the_share_of_claims_an_image_has() -> None:
+    red, blue, sky, grass = COLOURS.index("red"), COLOURS.index("blue"), SCENES.index("sky"), SCENES.index("grass")
+    image_labels = torch.tensor([1, 1, 1, 2])
+    image_codes = torch.tensor(
+        [[red, -1, grass, -1, 0], [blue, -1, grass, -1, 0], [blue, -1, sky, -1, 0], [red, -1, grass, -1, 0]]
+    )
+    text_labels = torch.tensor([1, 1])
+    claims = torch.tensor([[red, -1, grass, -1, -1], [-1, -1, -1, -1, -1]])  # "a red car on the grass", "a car"
+    overlap = caption_positives(image_labels, image_codes, text_labels, claims, weighting="overlap")
+    assert overlap.tolist() == [[1.0, 1.0], [0.5, 1.0], [0.0, 1.0], [0.0, 0.0]]
+    every_claim = caption_positives(image_labels, image_codes, text_labels, claims)
+    assert every_claim.tolist() == [[1.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 0.0]]
