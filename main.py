@@ -110,6 +110,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "overlap (weighted by the share of its claims the image has)",
     )
     train.add_argument(
+        "--hard-example-share",
+        type=float,
+        default=TrainConfig.hard_example_share,
+        help="train on this share of each batch, the images a small proxy classifier finds hardest "
+        "(airbench96_faster: 0.5); 1: every image",
+    )
+    train.add_argument(
         "--activation", choices=ACTIVATIONS, default=ImageEncoderConfig.activation, help="the image tower's activation"
     )
     train.add_argument(
@@ -177,6 +184,7 @@ def run_train(args: argparse.Namespace) -> None:
         flip=args.flip,
         contrast_jitter=args.contrast_jitter,
         positives=args.positives,
+        hard_example_share=args.hard_example_share,
     )
     model_config = ClipConfig(
         image=ImageEncoderConfig(widths=tower.widths, activation=args.activation),

@@ -26,15 +26,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, when run as a script
 
 from benchmarks.reporting import add_data_arguments, save_json  # noqa: E402
+from model_api.clip.classifier import LOGIT_SCALE, Classifier  # noqa: E402
 from model_api.clip.config import IMAGE_OPTIMIZERS, ImageEncoderConfig, TrainConfig  # noqa: E402
 from model_api.clip.data import Cifar10, Split, load_cifar10, to_float  # noqa: E402
 from model_api.clip.hardware import Device, resolve_device  # noqa: E402
-from model_api.clip.image_encoder import ImageEncoder  # noqa: E402
 from model_api.clip.train import (  # noqa: E402
     WeightAverager,
     averaging_decay,
@@ -44,22 +43,8 @@ from model_api.clip.train import (  # noqa: E402
     set_learning_rates,
 )
 
-# airbench94's classifier scales its logits down: the head starts near uniform predictions.
-LOGIT_SCALE = 1 / 9
 # airbench94's epochs (9.9 there), whole: the triangular schedule runs over whole epochs here.
 ANCHOR_EPOCHS = 10
-
-
-class Classifier(nn.Module):
-    """The image tower and airbench94's head: (B, 3, 32, 32) floats in [0, 1] -> (B, classes) logits."""
-
-    def __init__(self, config: ImageEncoderConfig, classes: int) -> None:
-        super().__init__()
-        self.visual = ImageEncoder(config)
-        self.head = nn.Linear(self.visual.output_dim, classes, bias=False)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.visual(images)) * LOGIT_SCALE
 
 
 class Anchor:

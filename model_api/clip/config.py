@@ -144,6 +144,9 @@ class TrainConfig:
     # Each image's contrast scaled by a factor drawn from [1 - c, 1 + c] about its own mean: the
     # mean brightness and the hues stay, so no "dark", "bright" or colour caption is contradicted.
     contrast_jitter: float = 0.0
+    # Share of each batch the CLIP trains on, the hardest for a small proxy classifier
+    # (hard_examples.py; airbench96_faster keeps 0.5). 1.0: every image, no proxy.
+    hard_example_share: float = 1.0
     whiten_bias_epochs: int = 3
     ema_every: int = 5  # weight averaging, from `ema_start_epoch` on
     ema_start_epoch: int = 3
@@ -155,6 +158,8 @@ class TrainConfig:
             raise ValueError(f"unknown positives {self.positives!r}; expected one of {POSITIVE_WEIGHTINGS}")
         if self.flip not in FLIPS:
             raise ValueError(f"unknown flip {self.flip!r}; expected one of {FLIPS}")
+        if not 0.0 < self.hard_example_share <= 1.0:
+            raise ValueError(f"hard_example_share must be in (0, 1], got {self.hard_example_share}")
         if not 0.0 <= self.contrast_jitter < 1.0:
             raise ValueError(f"contrast_jitter must be in [0, 1), got {self.contrast_jitter}")
 

@@ -36,9 +36,11 @@ from . import distributed, plots
 from .attributes import NONE_CODE
 from .captions import CaptionSet, statable
 from .checkpoint import atomic_write_text, save_checkpoint
-from .config import ClipConfig, TrainConfig
+from .classifier import Classifier
+from .config import ClipConfig, ImageEncoderConfig, TrainConfig
 from .data import Cifar10, Split, augment, to_float
 from .distributed import SINGLE_PROCESS, Ranks, gather
+from .hard_examples import PROXY_WIDTHS, HardExampleSelector
 from .hardware import Device, resolve_device
 from .image_encoder import ImageEncoder
 from .inference import embed_images, embed_labels
@@ -329,11 +331,32 @@ class Trainer:
         self.optimizers = build_optimizers(self.model, recipe)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.device.scales_loss)
         self.averager = WeightAverager(self.model)
+        self.selector = self.hard_example_selector(len(data.classes))
         self.captions = CaptionSampler(self.model, recipe.attribute_caption_share)
         self.loss_fn = LabelAwareContrastiveLoss(recipe.label_smoothing)
         self.steps_per_epoch = math.ceil(len(self.train_split) / recipe.batch_size)
         self.total_steps = recipe.epochs * self.steps_per_epoch
         self.epoch, self.history, self.best_accuracy = 0, [], -1.0
+
+    def hard_example_selector(self, classes: int) -> HardExampleSelector | None:
+        """The proxy that picks each batch's hard examples, when the recipe keeps less than all."""
+        if self.recipe.hard_example_share == 1.0:
+            return None
+        if self.ranks.world_size > 1:
+            raise ValueError("hard-example selection runs in one process only: drop torchrun or --hard-example-share")
+        proxy = Classifier(ImageEncoderConfig(widths=PROXY_WIDTHS), classes).to(
+            self.device.torch_device, memory_format=self.device.memory_format
+        )
+        proxy.visual.init_whitening(to_float(self.images[:5000]))
+        # Plain SGD: the proxy is small and only ranks images, so Muon's extra work buys nothing.
+        recipe = dataclasses.replace(self.recipe, image_optimizer="sgd")
+        _, sgd = image_optimizers(proxy.visual, [proxy.head.weight], recipe)
+        remember_base_lrs((sgd,))
+        return HardExampleSelector(proxy, sgd, self.recipe.hard_example_share, self.recipe.label_smoothing, self.device)
+
+    def all_optimizers(self) -> tuple[torch.optim.Optimizer, ...]:
+        """Every optimizer the schedule drives: the CLIP's and the proxy's."""
+        return (*self.optimizers.all(), *(() if self.selector is None else (self.selector.optimizer,)))
 
     def check_shards(self) -> None:
         """BatchNorm needs two rows or more in every process's shard, the last batch's included."""
@@ -359,6 +382,7 @@ class Trainer:
             "recipe": json.dumps(self.recipe.to_dict()),
             "model_config": json.dumps(self.model_config.to_dict()),
             "scaler": self.scaler.state_dict(),  # empty unless fp16 scales the loss
+            "selector": None if self.selector is None else self.selector.state_dict(),
         }
 
     def save_state(self) -> None:
@@ -392,6 +416,8 @@ class Trainer:
         self.optimizers.adamw.load_state_dict(state["adamw"])
         if state.get("scaler"):  # written by an fp16 run, and only read by one
             self.scaler.load_state_dict(state["scaler"])
+        if self.selector is not None:  # the recipe check above says the saved run had one too
+            self.selector.load_state_dict(state["selector"])
         self.epoch, self.best_accuracy = state["epoch"], state["best_accuracy"]
         self.history = json.loads(state["history"])
         log.info("resumed after epoch %d (best val accuracy %.4f)", self.epoch, self.best_accuracy)
@@ -414,7 +440,12 @@ class Trainer:
     def train_step(self, images: torch.Tensor, chosen: torch.Tensor, generator: torch.Generator) -> float:
         """images (N, 3, 32, 32) uint8, the epoch's augmented training images on the device;
         chosen (B,) the global batch's rows of them, of which this process encodes its shard. The
-        first captions_per_step images of the batch each get one caption. -> the batch's loss."""
+        first captions_per_step images of the batch each get one caption. With hard-example
+        selection the batch is first cut to the images the proxy finds hardest. -> the batch's loss."""
+        if self.selector is not None:
+            batch = to_float(images[chosen.to(self.device.torch_device)])
+            hardest = self.selector.select(batch, self.train_split.labels[chosen].to(self.device.torch_device))
+            chosen = chosen[hardest.cpu()]
         labels, codes = self.train_split.labels[chosen], self.train_split.attributes[chosen]
         count = self.recipe.captions_per_step
         caption_labels = labels[:count]
@@ -457,7 +488,7 @@ class Trainer:
         )
         for index, start in enumerate(progress):
             step = self.epoch * self.steps_per_epoch + index + 1
-            set_learning_rates(self.optimizers.all(), step, self.total_steps, self.epoch, self.recipe)
+            set_learning_rates(self.all_optimizers(), step, self.total_steps, self.epoch, self.recipe)
             losses.append(self.train_step(images, order[start : start + self.recipe.batch_size], generator))
             self.average_weights(step)
             progress.set_postfix(loss=f"{losses[-1]:.3f}")

@@ -3,8 +3,10 @@ from dataclasses import replace
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from model_api.clip.checkpoint import load_checkpoint
+from model_api.clip.data import to_float
 from model_api.clip.hardware import resolve_device
 from model_api.clip.model import Clip
 from model_api.clip.train import (
@@ -209,3 +211,32 @@ def test_a_tiny_run_with_alternating_flip_contrast_jitter_and_silu_lowers_the_lo
     assert isinstance(trainer.model.visual.act, torch.nn.SiLU)
     model, _ = load_checkpoint(tmp_path / "best")
     assert isinstance(model.visual.act, torch.nn.SiLU)  # the checkpoint rebuilds the tower it trained
+
+
+def test_hard_example_selection_lowers_the_loss_and_resumes_to_the_same_weights(
+    tiny_data, tmp_path, monkeypatch
+) -> None:
+    recipe = replace(TINY_RECIPE, epochs=3, hard_example_share=0.5)
+    whole = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "whole", CAPTIONS, device=TINY_DEVICE)
+    whole.fit()
+    losses = [record["loss"] for record in whole.history]
+    assert losses[-1] < losses[0]
+    cut = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "cut", CAPTIONS, device=TINY_DEVICE)
+    interrupt_after(2, cut, monkeypatch)
+    resumed = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path / "cut", CAPTIONS, device=TINY_DEVICE)
+    resumed.resume()  # the proxy and its optimizer come back too
+    resumed.fit()
+    for name, weights in whole.model.state_dict().items():
+        assert torch.equal(weights, resumed.model.state_dict()[name]), name
+    for name, weights in whole.selector.proxy.state_dict().items():
+        assert torch.equal(weights, resumed.selector.proxy.state_dict()[name]), name
+
+
+def test_the_selector_keeps_the_images_the_proxy_scores_worst(tiny_data, tmp_path) -> None:
+    recipe = replace(TINY_RECIPE, hard_example_share=0.25)
+    trainer = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path, CAPTIONS, device=TINY_DEVICE)
+    images, labels = to_float(tiny_data.train.images[:40]), tiny_data.train.labels[:40]
+    with torch.no_grad():
+        before = F.cross_entropy(trainer.selector.proxy(images), labels, reduction="none")
+    chosen = trainer.selector.select(images, labels)
+    assert chosen.tolist() == sorted(before.topk(10).indices.tolist())
