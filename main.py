@@ -309,7 +309,9 @@ def run_index(args: argparse.Namespace) -> None:
     try:
         store = open_store(settings)
         try:
-            served = ServedModel(model, config, settings.checkpoint, 0, settings.text_batch_size)
+            served = ServedModel(
+                model, config, settings.checkpoint, 0, settings.text_batch_size, settings.image_threads
+            )
             report = import_folder(args.folder, served, store)
         finally:
             store.close()

@@ -10,7 +10,7 @@ import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,22 @@ class LruCache:
         return torch.stack([found[key] for key in keys])
 
 
+def image_tower_thread(threads: int) -> ThreadPoolExecutor:
+    """One thread that runs every image through the tower with `threads` torch threads of its
+    own, while the rest of the process keeps the count it had (torch_threads, one by default).
+
+    torch's thread count belongs to each thread, and a thread started later takes the last one
+    set anywhere, so the count is set on the new thread, and then set back on this one before any
+    other thread starts."""
+    own = torch.get_num_threads()
+    tower = ThreadPoolExecutor(
+        1, thread_name_prefix="image-tower", initializer=torch.set_num_threads, initargs=(threads,)
+    )
+    tower.submit(torch.get_num_threads).result()  # starts the thread, which sets its count
+    torch.set_num_threads(own)
+    return tower
+
+
 @dataclass(frozen=True)
 class Classification:
     ranking: Ranking
@@ -89,10 +105,16 @@ class Classification:
 
 class ServedModel:
     def __init__(
-        self, model: Clip, config: dict[str, Any], checkpoint: Path, cache_size: int, text_batch_size: int
+        self,
+        model: Clip,
+        config: dict[str, Any],
+        checkpoint: Path,
+        cache_size: int,
+        text_batch_size: int,
+        image_threads: int = 1,
     ) -> None:
         """model: as `load_checkpoint` returns it, ready for inference; text_batch_size: most
-        first-seen queries embedded in one batch."""
+        first-seen queries embedded in one batch; image_threads: torch threads for the image tower."""
         self.model = model
         self.config = config
         self.checkpoint = checkpoint
@@ -108,6 +130,7 @@ class ServedModel:
         self._text_batcher = MicroBatcher(
             lambda texts: embed_texts(self.model, texts), text_batch_size, name="text-batcher"
         )
+        self._image_tower = image_tower_thread(image_threads)
 
     @classmethod
     def load(cls, settings: Settings) -> ServedModel:
@@ -115,11 +138,19 @@ class ServedModel:
         device = resolve_device(settings.device)  # CLIP_DEVICE
         model, config = load_checkpoint(settings.checkpoint, settings.text_encoder_path, device)
         use_text_backend(model, settings.text_backend, settings.cache_dir / "onnx", settings.text_threads)
-        return cls(model, config, settings.checkpoint, settings.text_cache_size, settings.text_batch_size)
+        return cls(
+            model,
+            config,
+            settings.checkpoint,
+            settings.text_cache_size,
+            settings.text_batch_size,
+            settings.image_threads,
+        )
 
     def close(self) -> None:
-        """Answers the queries already queued, then stops the batching thread."""
+        """Answers the queries already queued, then stops the batching and image threads."""
         self._text_batcher.close()
+        self._image_tower.shutdown()
 
     @property
     def classes(self) -> list[str]:
@@ -137,8 +168,8 @@ class ServedModel:
         return where if where.type == "cuda" else None
 
     def image_vectors(self, images: torch.Tensor) -> np.ndarray:
-        """(N, 3, 32, 32) uint8 -> (N, D) float32 unit vectors."""
-        return embed_images(self.model, images).numpy()
+        """(N, 3, 32, 32) uint8 -> (N, D) float32 unit vectors, computed on the image tower's thread."""
+        return self._image_tower.submit(embed_images, self.model, images).result().numpy()
 
     def caption_vectors(self, image_vectors: np.ndarray, captions: Sequence[str]) -> np.ndarray:
         """(N, D) image vectors and their N captions -> (N, D) unit vectors for text search.

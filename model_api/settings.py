@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     # With two, torch's idle OpenMP worker spun after every small product: the 256-d projection of
     # one query took 16 ms of CPU instead of 0.1 (BENCHMARKS.md, first-seen text queries).
     torch_threads: int = Field(1, ge=1, description="PyTorch intra-op threads per request thread")
+    # Every image goes through the tower on one thread of its own with this many torch threads: a
+    # lone upload on the wide tower took 10.5-10.8 ms with one and 7.9-8.8 ms with two (BENCHMARKS.md).
+    image_threads: int = Field(2, ge=1, description="PyTorch threads of the image tower's thread")
     # Requests already run in parallel in the server's thread pool; a multi-threaded BLAS per
     # request made the threads spin against each other (BENCHMARKS.md, model API).
     blas_threads: int = Field(1, ge=1, description="BLAS threads per exact-search matrix product")

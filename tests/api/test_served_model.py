@@ -14,7 +14,7 @@ from model_api.clip.hardware import DeviceUnavailableError
 from model_api.clip.model import Clip
 from model_api.clip.onnx_text import OnnxSentenceEncoder
 from model_api.clip.text_encoder import FrozenSentenceEncoder
-from model_api.served_model import ServedModel
+from model_api.served_model import ServedModel, image_tower_thread
 from tests.api.conftest import build_settings
 from tests.conftest import CAPTIONS, TINY_MINILM_MODEL, TINY_MODEL
 
@@ -66,4 +66,21 @@ def test_the_service_runs_pytorch_on_the_threads_its_settings_give(make_settings
         serve(make_settings(torch_threads=1))
         assert threads_a_new_thread_gets() == 1
     finally:
+        torch.set_num_threads(before)
+
+
+def test_the_image_tower_thread_has_its_own_torch_threads_and_leaves_the_others_theirs() -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    tower = image_tower_thread(2)
+    try:
+        assert tower.submit(torch.get_num_threads).result() == 2
+        assert torch.get_num_threads() == 1
+        later: list[int] = []  # a thread started afterwards (a request's) takes the process's count
+        started = threading.Thread(target=lambda: later.append(torch.get_num_threads()))
+        started.start()
+        started.join()
+        assert later == [1]
+    finally:
+        tower.shutdown()
         torch.set_num_threads(before)
