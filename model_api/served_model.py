@@ -188,7 +188,7 @@ class ServedModel:
 
     async def text_vector_async(self, text: str) -> np.ndarray:
         """`text_vector` for routes on the event loop: it waits for the query's batch with no
-        thread blocked, which saves a thread-pool hop per request under load."""
+        thread of the pool held."""
         return (await asyncio.wrap_future(self._text_future(text))).numpy()
 
     def _text_future(self, text: str) -> Future[torch.Tensor]:
