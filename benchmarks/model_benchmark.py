@@ -55,7 +55,7 @@ def measure(model, device: Device) -> dict[str, float]:
 
     queries = [f"a photo of a thing number {i}" for i in range(200)]
     text_seconds = statistics.median(
-        median_seconds(lambda q=q: embed_texts(model, [q], device), repeats=1, warmup=1) for q in queries
+        median_seconds(lambda q=q: embed_texts(model, [q]), repeats=1, warmup=1) for q in queries
     )
     return {
         "images_per_s_batch256": 256 / images_seconds(batch, mirror=False, repeats=20),

@@ -1,7 +1,10 @@
 """Cosine-similarity search over unit vectors keyed by int64 keys.
 
-Up to `exact_max` vectors the search is one exact matrix product: at the gallery's size
-(10,000 x 256) that is well under a millisecond and needs no index to build or tune. Above it
+Up to `exact_max` vectors the search is exact: FAISS's brute-force scan (`faiss.knn`) of the
+vectors as they lie, with no index to build or tune. At the gallery's size (10,000 x 256) it
+reads the 10 MB once, where numpy's product had BLAS copy them first and then sort out the top k:
+0.36 against 1.06 ms a query once other work has pushed the vectors out of the CPU's cache, as
+it has between two requests (BENCHMARKS.md, first-seen text queries). Above it
 a FAISS IVF index (inner product, which is cosine on unit vectors) answers instead; the exact
 vectors stay as the source of truth for rebuilds and lookups by key. `benchmarks/index_benchmark.py`
 measures where the switch pays.
@@ -124,12 +127,9 @@ class EmbeddingIndex:
     def _exact_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self.device is not None:
             return self._device_search(queries, k)
-        scores = queries @ self._vectors[: self._size].T  # (Q, N)
-        # argpartition finds the top k in O(N); only those k are then sorted.
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (Q, k) unordered
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        return np.take_along_axis(top_scores, order, axis=1), self._keys[np.take_along_axis(top, order, axis=1)]
+        # A contiguous slice of the buffer: FAISS reads it in place, no copy.
+        scores, rows = faiss.knn(queries, self._vectors[: self._size], k, metric=faiss.METRIC_INNER_PRODUCT)
+        return scores, self._keys[rows]
 
     def _device_search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if self._on_device is None:

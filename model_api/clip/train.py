@@ -261,7 +261,7 @@ def zero_shot_accuracy(
 ) -> float:
     """Each process scores its shard of the split; the mean is taken over all of them."""
     model.eval()
-    class_embeddings = embed_labels(model, classes, device)
+    class_embeddings = embed_labels(model, classes)
     shard = ranks.shard(torch.arange(len(split)))
     # One view: validation runs every epoch, and selecting by it needs no test-time augmentation.
     predictions = (embed_images(model, split.images[shard], device=device, mirror=False) @ class_embeddings.T).argmax(1)

@@ -61,15 +61,15 @@ def test_rejects_duplicate_keys_and_wrong_shapes():
 
 
 @pytest.mark.parametrize("device", [torch.device("cpu"), pytest.param(torch.device("cuda"), marks=needs_cuda)])
-def test_exact_search_on_a_torch_device_agrees_with_numpy_after_every_change(device) -> None:
+def test_exact_search_on_a_torch_device_agrees_with_the_cpu_scan_after_every_change(device) -> None:
     vectors = unit_vectors(600, seed=2)
-    on_device, in_numpy = EmbeddingIndex(8, device=device), EmbeddingIndex(8)
-    for index in (on_device, in_numpy):
+    on_device, on_cpu = EmbeddingIndex(8, device=device), EmbeddingIndex(8)
+    for index in (on_device, on_cpu):
         index.add(np.arange(500), vectors[:500])
     for change in (lambda index: index.add(np.arange(500, 600), vectors[500:]), lambda index: index.remove([3, 550])):
-        for index in (on_device, in_numpy):
+        for index in (on_device, on_cpu):
             change(index)
         queries = vectors[[3, 550, 551, 599]]  # rows added, removed and kept: a stale copy would differ
-        got, want = on_device.search(queries, 6), in_numpy.search(queries, 6)
+        got, want = on_device.search(queries, 6), on_cpu.search(queries, 6)
         assert [[key for key, _ in row] for row in got] == [[key for key, _ in row] for row in want]
         assert [s for row in got for _, s in row] == pytest.approx([s for row in want for _, s in row], abs=1e-5)

@@ -40,5 +40,5 @@ def test_the_gpu_embeds_as_the_cpu_does_and_hands_back_cpu_tensors(tiny_checkpoi
     assert got.device.type == "cpu" and (got * want).sum(dim=1).min() > 0.99  # cosine, through bf16/fp16
     # CPU image vectors scored at the temperature of a model on the GPU, as the API's classify does.
     probabilities = label_probabilities(on_gpu, got, embed_labels(on_gpu, labels))
-    reference = label_probabilities(on_cpu, want, embed_labels(on_cpu, labels, fp32))
+    reference = label_probabilities(on_cpu, want, embed_labels(on_cpu, labels))
     torch.testing.assert_close(probabilities, reference, atol=0.05, rtol=0)
