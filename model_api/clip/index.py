@@ -2,10 +2,10 @@
 
 Up to `exact_max` vectors the search is exact: FAISS's brute-force scan (`faiss.knn`) of the
 vectors as they lie, with no index to build or tune. At the gallery's size (10,000 x 256) it
-reads the 10 MB once, where numpy's product had BLAS copy them first and then sort out the top k:
-0.36 against 1.06 ms a query once other work has pushed the vectors out of the CPU's cache, as
-it has between two requests (BENCHMARKS.md, first-seen text queries). Above it
-a FAISS IVF index (inner product, which is cosine on unit vectors) answers instead; the exact
+reads the 10 MB once, where numpy's product had BLAS copy them first and then sort out the top
+k: 0.36 against 1.06 ms a query, on one thread, once other work has pushed the vectors out of
+the CPU's cache, as it has between two requests (BENCHMARKS.md, first-seen text queries). Above
+it a FAISS IVF index (inner product, which is cosine on unit vectors) answers instead; the exact
 vectors stay as the source of truth for rebuilds and lookups by key. `benchmarks/index_benchmark.py`
 measures where the switch pays.
 
@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import faiss
 import numpy as np
@@ -31,6 +33,21 @@ Hit = tuple[int, float]  # (key, cosine similarity)
 # Exact search stays fast enough up to about this size, while FAISS IVF's recall is poor on
 # small galleries and perfect on large ones (BENCHMARKS.md, exact search vs FAISS).
 EXACT_SEARCH_MAX = 100_000
+
+
+@contextmanager
+def one_openmp_thread() -> Iterator[None]:
+    """FAISS's OpenMP on one thread, for the calling thread (OpenMP keeps the count per thread).
+
+    A request's few queries gain nothing from a second thread, which only has to be woken and
+    joined: one query over 10,000 vectors took 1.4 ms p50 on two threads and 0.48 ms on one, on
+    an idle 2-CPU machine. The service's parallelism is its concurrent requests."""
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 class EmbeddingIndex:
@@ -112,10 +129,11 @@ class EmbeddingIndex:
             k = min(k, self._size)
             if k == 0:
                 return [[] for _ in queries]
-            if self._ann is not None:
-                scores, keys = self._ann.search(queries, k)
-            else:
-                scores, keys = self._exact_search(queries, k)
+            with one_openmp_thread():
+                if self._ann is not None:
+                    scores, keys = self._ann.search(queries, k)
+                else:
+                    scores, keys = self._exact_search(queries, k)
         floor = -math.inf if min_score is None else min_score
         # FAISS pads with key -1 when a probed list holds fewer than k vectors.
         keep = (keys != -1) & (scores >= floor)  # (Q, k)

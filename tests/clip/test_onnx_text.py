@@ -15,6 +15,7 @@ from model_api.clip.inference import embed_labels, embed_texts
 from model_api.clip.model import Clip
 from model_api.clip.onnx_text import (
     OnnxSentenceEncoder,
+    direct_tokenizer,
     exportable_transformer,
     use_text_backend,
     weights_key,
@@ -58,6 +59,16 @@ def test_fast_path_embeds_queries_as_the_reference_does(models) -> None:
     expected = embed_texts(reference, QUERIES)
     assert cosines(one_by_one, expected).min() >= 0.999
     assert cosines(batched, expected).min() >= 0.999
+
+
+def test_the_direct_tokenizer_gives_the_ids_the_sentence_model_would(models) -> None:
+    sentence_model = models[0].text.frozen.model
+    texts = [*QUERIES, "", "  spaces around  ", "Tab\tand\nnewline", "word " * 400]  # the last is truncated
+    for batch in [*([text] for text in texts), texts]:  # each alone, then all padded together
+        want = sentence_model.preprocess(batch)
+        got = direct_tokenizer(sentence_model).encode_batch(batch)
+        assert [encoding.ids for encoding in got] == want["input_ids"].tolist()
+        assert [encoding.attention_mask for encoding in got] == want["attention_mask"].tolist()
 
 
 def test_fast_path_embeds_labels_as_the_reference_does(models) -> None:
