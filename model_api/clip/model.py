@@ -59,6 +59,14 @@ class Clip(nn.Module):
         """The text tower's prepared inputs (token ids or frozen embeddings) -> (B, embed_dim) unit vectors."""
         return F.normalize(self.text_norm(self.text_projection(self.text(inputs)).float()), dim=-1)
 
+    @torch.no_grad()
+    def folded_text_head(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The text projection and the standardisation after it, as in eval mode (running
+        statistics), folded into one affine map: a (text.output_dim, embed_dim) weight and an
+        (embed_dim,) bias such that, in eval mode, encode_prepared(x) = normalize(text(x) @ weight + bias)."""
+        std = torch.sqrt(self.text_norm.running_var + self.text_norm.eps)
+        return (self.text_projection.weight / std[:, None]).T.float(), (-self.text_norm.running_mean / std).float()
+
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         """Text users typed (queries, labels) -> (B, embed_dim) unit vectors."""
         device = self.logit_scale.device

@@ -11,10 +11,11 @@ import torch
 
 from model_api.clip.checkpoint import save_checkpoint
 from model_api.clip.hardware import DeviceUnavailableError
+from model_api.clip.inference import embed_texts
 from model_api.clip.model import Clip
 from model_api.clip.onnx_text import OnnxSentenceEncoder
 from model_api.clip.text_encoder import FrozenSentenceEncoder
-from model_api.served_model import ServedModel, image_tower_thread
+from model_api.served_model import QueryEncoder, ServedModel, image_tower_thread
 from tests.api.conftest import build_settings
 from tests.conftest import CAPTIONS, TINY_MINILM_MODEL, TINY_MODEL
 
@@ -35,6 +36,17 @@ def test_the_text_backend_setting_picks_the_runtime_and_both_serve_the_same_vect
     assert len(list((tmp_path / "cache" / "onnx").glob("sentence-tower-*.onnx"))) == 1  # exported where settings say
     for query in ("a red sports car", "a fluffy dgo"):
         assert np.dot(served["onnx"].text_vector(query), served["torch"].text_vector(query)) >= 0.999
+
+
+@pytest.mark.parametrize("config", [TINY_MODEL, TINY_MINILM_MODEL], ids=["scratch tower", "frozen MiniLM"])
+def test_queries_embed_through_the_folded_head_as_through_the_model(config) -> None:
+    torch.manual_seed(0)
+    model = Clip(config, CAPTIONS).eval()
+    # Statistics a trained model would have, so the fold has a standardisation to fold.
+    model.text_norm.running_mean.normal_()
+    model.text_norm.running_var.uniform_(0.5, 2.0)
+    texts = ["a red sports car", "a fluffy dgo", "x"]
+    torch.testing.assert_close(QueryEncoder(model)(texts), embed_texts(model, texts), atol=1e-5, rtol=0)
 
 
 def test_clip_device_places_the_model_and_cuda_without_a_gpu_is_refused(tmp_path, monkeypatch) -> None:
