@@ -16,6 +16,12 @@ and what the reader found, so that a person can judge the results by eye (the re
 about three times in four); the sheet shows dataset images, so it goes under .cache/.
 Beside each P@10 stands its class-only base rate: the share of the class's test images that
 have the attribute, which is what a search that only knows the class scores on average.
+
+The reader names no colour for about half the images and no scene for most, so an image of the
+query's class it is silent on is not known to lack the attribute, yet P@10 counts it as wrong.
+P@10 over judged images ("judged_precision_at_10") leaves those images out of the ranking before
+taking the top 10 (a condensed list, the usual way to score a ranking against incomplete
+judgements); it stands beside P@10, never for it.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from attribute_report import contact_sheet, describe  # noqa: E402  (this folder is on sys.path when run as a script)
 from reporting import add_data_arguments, save_json  # noqa: E402
 
-from model_api.clip.attributes import COLOURS, LIGHTS, SCENES, decode_attributes  # noqa: E402
+from model_api.clip.attributes import COLOURS, LIGHTS, NONE_CODE, SCENES, decode_attributes  # noqa: E402
 from model_api.clip.checkpoint import load_checkpoint  # noqa: E402
 from model_api.clip.data import Split, load_cifar10  # noqa: E402
 from model_api.clip.inference import embed_images, embed_labels, embed_texts  # noqa: E402
@@ -46,6 +52,8 @@ MIN_RELEVANT = 20  # fewer relevant images than this and a query's P@10 says lit
 GROUPS = {"vehicle": ("airplane", "automobile", "ship", "truck"), "animal": ("bird", "cat", "deer", "dog", "horse")}
 GROUP_COLOURS = ("red", "white", "black", "blue", "brown")
 KINDS = {"colour": (0, COLOURS), "scene": (2, SCENES), "light": (3, LIGHTS)}
+# The kinds whose "none" means the reader would not say; light's means "neither dark nor bright".
+SILENT_WHEN_NONE = ("colour", "scene")
 SCENE_PHRASES = {
     "sky": "in the sky",
     "water": "on the water",
@@ -63,6 +71,16 @@ def relevant(split: Split, classes: tuple[str, ...], want: dict[str, Any]) -> to
     if want.get("black_and_white"):
         mask &= split.attributes[:, 4] == 1
     return mask
+
+
+def judged(split: Split, classes: tuple[str, ...], want: dict[str, Any]) -> torch.Tensor:
+    """(N,) bool: images whose relevance to `want` the reader decided; False for images of the
+    wanted class on which it names nothing of a kind the query asks for."""
+    silent = torch.zeros(len(split.labels), dtype=torch.bool)
+    for kind in SILENT_WHEN_NONE:
+        if kind in want:
+            silent |= split.attributes[:, KINDS[kind][0]] == NONE_CODE
+    return ~((split.labels == classes.index(want["class"])) & silent)
 
 
 def generated_queries(split: Split, classes: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -92,13 +110,15 @@ def score(queries: list[dict[str, Any]], similarity: torch.Tensor, split: Split,
     """Each query with its P@10, its class-only base rate and how many images it could find."""
     top10 = similarity.topk(10, dim=1).indices  # (Q, 10)
     results = []
-    for query, row in zip(queries, top10, strict=True):
+    for query, row, scores in zip(queries, top10, similarity, strict=True):
         wanted = relevant(split, classes, query)
         in_class = split.labels == classes.index(query["class"])
+        judged_top10 = scores.masked_fill(~judged(split, classes, query), -torch.inf).topk(10).indices
         results.append(
             {
                 **query,
                 "precision_at_10": wanted[row].float().mean().item(),
+                "judged_precision_at_10": wanted[judged_top10].float().mean().item(),
                 "class_only_base_rate": (wanted.sum() / in_class.sum()).item(),
                 "class_precision_at_10": in_class[row].float().mean().item(),
                 "relevant_images": int(wanted.sum()),
@@ -111,6 +131,7 @@ def summary(results: list[dict[str, Any]]) -> dict[str, float]:
     return {
         "queries": len(results),
         "precision_at_10": statistics.mean(r["precision_at_10"] for r in results),
+        "judged_precision_at_10": statistics.mean(r["judged_precision_at_10"] for r in results),
         "class_only_base_rate": statistics.mean(r["class_only_base_rate"] for r in results),
         "class_precision_at_10": statistics.mean(r["class_precision_at_10"] for r in results),
     }
@@ -179,8 +200,9 @@ def print_summary(results: dict[str, Any]) -> None:
         for kind, figures in {**part["by_kind"], "all": part["all"]}.items():
             print(
                 f"{name:<9} {kind:<16} {figures['queries']:>3} queries  P@10 {figures['precision_at_10']:.3f}  "
-                f"class-only base rate {figures['class_only_base_rate']:.3f}  class P@10 "
-                f"{figures['class_precision_at_10']:.3f}"
+                f"over judged images {figures['judged_precision_at_10']:.3f}  "
+                f"class-only base rate {figures['class_only_base_rate']:.3f}  "
+                f"class P@10 {figures['class_precision_at_10']:.3f}"
             )
     for figures in results["colour_group_zero_shot"].values():
         print(f"zero-shot over {figures['labels']}: {figures['accuracy']:.3f} on {figures['images']} images")
