@@ -13,7 +13,8 @@ reader (`model_api.clip.attributes`) found what the query names in it:
   result was seen), reported whole.
 With --sheet, the hand-written set's top 10 are drawn one query a row, each image with its class
 and what the reader found, so that a person can judge the results by eye (the reader is right
-about three times in four); the sheet shows dataset images, so it goes under .cache/.
+about three times in four); --generated-sheets draws the generated colour queries the same way
+but blind (the class alone under each image). Sheets show dataset images, so they go under .cache/.
 Beside each P@10 stands its class-only base rate: the share of the class's test images that
 have the attribute, which is what a search that only knows the class scores on average.
 
@@ -157,20 +158,42 @@ def colour_group_accuracy(model, images: torch.Tensor, split: Split, classes: tu
     return results
 
 
-def draw_top10(queries: list[dict[str, Any]], similarity: torch.Tensor, split: Split, classes, path: Path) -> None:
-    """One row per query: its top 10, each tile with rank, class and the reader's attributes."""
+def draw_top10(
+    queries: list[dict[str, Any]], similarity: torch.Tensor, split: Split, classes, path: Path, blind: bool = False
+) -> None:
+    """One row per query: its top 10, each tile with rank, class and the reader's attributes
+    (with `blind`, the class alone, so that a person judges the pixels, not the reader)."""
     top10 = similarity.topk(10, dim=1).indices  # (Q, 10)
     attributes = decode_attributes(split.attributes[top10.flatten()])
     captions = []
     for q, query in enumerate(queries):
         for rank, index in enumerate(top10[q].tolist()):
             heading = f"{q}: {query['query']}"[:16] if rank == 0 else f"{q}.{rank + 1}"
-            captions.append([f"{heading} {classes[split.labels[index]]}"[:18], *describe(attributes[q * 10 + rank])])
+            reader = [] if blind else describe(attributes[q * 10 + rank])
+            captions.append([f"{heading} {classes[split.labels[index]]}"[:18], *reader])
     contact_sheet(split.images[top10.flatten()], captions, path)
 
 
+SHEET_ROWS = 13  # queries per blind sheet: 52 generated colour queries make four
+
+
+def draw_generated_colour(queries, similarity: torch.Tensor, split: Split, classes, folder: Path) -> None:
+    """The generated colour queries' top 10 on blind sheets, SHEET_ROWS queries each, numbered
+    as in the JSON's list of generated colour queries."""
+    rows = [q for q, query in enumerate(queries) if query["kind"] == "colour"]
+    for start in range(0, len(rows), SHEET_ROWS):
+        chosen = rows[start : start + SHEET_ROWS]
+        path = folder / f"generated_colour_{start:02d}.png"
+        draw_top10([queries[q] for q in chosen], similarity[chosen], split, classes, path, blind=True)
+
+
 def run(
-    checkpoint: Path, queries_path: Path, data_source: str, cache_dir: Path, sheet: Path | None = None
+    checkpoint: Path,
+    queries_path: Path,
+    data_source: str,
+    cache_dir: Path,
+    sheet: Path | None = None,
+    generated_sheets: Path | None = None,
 ) -> dict[str, Any]:
     model, _ = load_checkpoint(checkpoint)
     data = load_cifar10(data_source, cache_dir)
@@ -184,6 +207,8 @@ def run(
         scored = score(queries, similarity, data.test, data.classes)
         if name == "written" and sheet:
             draw_top10(queries, similarity, data.test, data.classes, sheet)
+        if name == "generated" and generated_sheets:
+            draw_generated_colour(queries, similarity, data.test, data.classes, generated_sheets)
         kinds = sorted({r.get("kind", "written") for r in scored})
         results[name] = {
             "all": summary(scored),
@@ -220,8 +245,11 @@ def main() -> None:
     add_data_arguments(parser)
     parser.add_argument("--json", type=Path, help="write every figure and the per-query results here")
     parser.add_argument("--sheet", type=Path, help="contact sheet of the written queries' top 10 (under .cache/)")
+    parser.add_argument(
+        "--generated-sheets", type=Path, help="folder (under .cache/) for blind sheets of the generated colour queries"
+    )
     args = parser.parse_args()
-    results = run(args.checkpoint, args.queries, args.data, args.cache_dir, args.sheet)
+    results = run(args.checkpoint, args.queries, args.data, args.cache_dir, args.sheet, args.generated_sheets)
     print_summary(results)
     save_json(results, args.json)
 
