@@ -10,7 +10,8 @@ come from the sentence-transformers model's own Rust tokenizer, called directly
 library's general preprocessing spends on each lone query.
 
 The graph ends at the unit sentence embedding; the CLIP's trained projection and
-standardisation stay in PyTorch. They are one 384x256 product per query (0.11 ms), they belong to a
+standardisation stay outside it (in PyTorch, or folded into one numpy product for the service's
+queries, `served_model.QueryEncoder`). They are one 384x256 product per query, they belong to a
 checkpoint rather than to the tower, and outside the graph one export serves every checkpoint
 trained on this tower.
 """
