@@ -69,13 +69,14 @@ SECTIONS = ("startup", "search", "classify", "large_jpeg", "throughput", "throug
 # a directory of its own and never a real gallery.
 STORE_MARKER = ".api-benchmark-store"
 
-# Issue 3's targets, with issue 14's for text search (queries the service has not seen before):
+# Issue 3's targets, with issue 14's for text search (queries the service has not seen before)
+# and issue 17's for classifying with the wide tower (issue 3's 10 ms was the quick tower's):
 # (section, figure) -> (comparison, bound).
 TARGETS = {
     ("startup", "cached_s"): ("<", 10.0),
     ("search", "p50_ms"): ("<", 8.0),
     ("search", "p99_ms"): ("<", 20.0),
-    ("classify", "p50_ms"): ("<", 10.0),
+    ("classify", "p50_ms"): ("<", 15.0),
     ("large_jpeg", "p50_ms"): ("<", 150.0),
     ("throughput", "requests_per_s"): (">=", 200.0),
     ("throughput", "errors"): ("==", 0),
