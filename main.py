@@ -26,7 +26,6 @@ from model_api.clip.config import (
     POSITIVE_WEIGHTINGS,
     RECIPES,
     TEXT_ENCODER_KINDS,
-    ClipConfig,
     ImageEncoderConfig,
     TextEncoderConfig,
     TrainConfig,
@@ -74,8 +73,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--recipe",
         choices=tuple(RECIPES),
         default=DEFAULT_RECIPE,
-        help="image tower size, epochs and contrast jitter: wide (airbench95's widths, 14 epochs, jitter 0.2; the "
-        "shipped checkpoint) or quick (airbench94's, 13 epochs, no jitter, about 40% of the time)",
+        help="image tower size and epochs: wide (airbench95's widths, 12 epochs; the shipped checkpoint) or quick "
+        "(airbench94's, 13 epochs, about a third of the time)",
     )
     train.add_argument("--epochs", type=int, help="override the recipe's epochs")
     train.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
@@ -100,8 +99,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument(
         "--contrast-jitter",
         type=float,
-        help="scale each image's contrast by up to this fraction about its mean brightness "
-        "(0: off); overrides the recipe's (wide 0.2, quick 0)",
+        default=TrainConfig.contrast_jitter,
+        help="scale each image's contrast by up to this fraction about its mean brightness (0: off)",
     )
     train.add_argument(
         "--positives",
@@ -160,14 +159,22 @@ class Torchrun:
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def training_configs(args: argparse.Namespace) -> tuple[TrainConfig, ClipConfig]:
-    """The recipe and model that TRAIN's arguments ask for: the --recipe's tower, epochs and
-    contrast jitter, each overridden by its own flag when given."""
+def run_train(args: argparse.Namespace) -> None:
+    from model_api.clip import distributed
+    from model_api.clip.captions import CaptionSet
+    from model_api.clip.config import ClipConfig
+    from model_api.clip.data import load_cifar10
+    from model_api.clip.hardware import resolve_device
+    from model_api.clip.train import Trainer
+
     tower = RECIPES[args.recipe]
     epochs = tower.epochs if args.epochs is None else args.epochs
-    contrast_jitter = tower.contrast_jitter if args.contrast_jitter is None else args.contrast_jitter
     if epochs < 1 or args.batch_size < 1 or args.val_size < 1:
         raise UsageError("--epochs, --batch-size and --val-size must be positive")
+    captions = CaptionSet.read(args.captions)
+    data = load_cifar10(args.data, args.cache_dir)
+    if args.val_size >= len(data.train):
+        raise UsageError(f"--val-size {args.val_size} leaves no training images (train has {len(data.train)})")
     recipe = TrainConfig(
         epochs=epochs,
         batch_size=args.batch_size,
@@ -175,7 +182,7 @@ def training_configs(args: argparse.Namespace) -> tuple[TrainConfig, ClipConfig]
         val_size=args.val_size,
         image_optimizer=args.image_optimizer,
         flip=args.flip,
-        contrast_jitter=contrast_jitter,
+        contrast_jitter=args.contrast_jitter,
         positives=args.positives,
         hard_example_share=args.hard_example_share,
     )
@@ -183,21 +190,6 @@ def training_configs(args: argparse.Namespace) -> tuple[TrainConfig, ClipConfig]
         image=ImageEncoderConfig(widths=tower.widths, activation=args.activation),
         text=TextEncoderConfig(kind=args.text_encoder),
     )
-    return recipe, model_config
-
-
-def run_train(args: argparse.Namespace) -> None:
-    from model_api.clip import distributed
-    from model_api.clip.captions import CaptionSet
-    from model_api.clip.data import load_cifar10
-    from model_api.clip.hardware import resolve_device
-    from model_api.clip.train import Trainer
-
-    recipe, model_config = training_configs(args)
-    captions = CaptionSet.read(args.captions)
-    data = load_cifar10(args.data, args.cache_dir)
-    if args.val_size >= len(data.train):
-        raise UsageError(f"--val-size {args.val_size} leaves no training images (train has {len(data.train)})")
     launch = Torchrun()
     device = resolve_device(args.device, launch.local_rank)
     ranks = distributed.start(device, launch.rank, launch.world_size)

@@ -173,14 +173,3 @@ def test_index_adds_a_folder_to_the_apis_store_and_a_second_run_skips_it(tiny_ch
     assert "added 0, skipped 3 already stored, 1 unreadable" in second.stdout
     missing = subprocess.run([*command[:-1], str(tmp_path / "nowhere")], capture_output=True, text=True, env=env)
     assert_one_line_error(missing, "--folder")
-
-
-def test_the_wide_recipe_trains_with_contrast_jitter_unless_a_flag_says_otherwise() -> None:
-    from main import parse_args, training_configs
-
-    shipped, _ = training_configs(parse_args(["--mode", "TRAIN"]))
-    assert (shipped.epochs, shipped.contrast_jitter) == (14, 0.2)
-    quick, model = training_configs(parse_args(["--mode", "TRAIN", "--recipe", "quick"]))
-    assert (quick.epochs, quick.contrast_jitter, model.image.widths) == (13, 0.0, (64, 256, 256))
-    off, _ = training_configs(parse_args(["--mode", "TRAIN", "--contrast-jitter", "0", "--epochs", "3"]))
-    assert (off.epochs, off.contrast_jitter) == (3, 0.0)
