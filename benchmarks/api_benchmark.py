@@ -203,9 +203,10 @@ class LeanClient:
     httpx spent ~1.6 ms of this 2-CPU machine on each request (a cached query took 3.69 ms at
     p50 through it, 2.06 ms by the server's access log), http.client ~0.3 ms."""
 
-    def __init__(self, http: httpx.Client, timeout: float) -> None:
+    def __init__(self, http: httpx.Client) -> None:
+        """Opens its connection to `http`'s server, with `http`'s read timeout."""
         self.http = http
-        self._connection = HTTPConnection(http.base_url.host, http.base_url.port, timeout=timeout)
+        self._connection = HTTPConnection(http.base_url.host, http.base_url.port, timeout=http.timeout.read)
 
     def post_ms(self, path: str, **content) -> float:
         """ms to POST `content` (httpx's json=, files=...) to `path`; raises on an error status."""
@@ -257,7 +258,7 @@ def bench_search(http: httpx.Client, args: argparse.Namespace) -> dict:
         search(http, f"warm-up query {i}", args.top_k)  # in no pool: leaves their cache entries cold
     queries = args.queries_pool[: args.queries]
     del args.queries_pool[: args.queries]  # the throughput section must not send them again
-    lean = LeanClient(http, args.timeout)
+    lean = LeanClient(http)
 
     def search_ms(query: str) -> float:
         return lean.post_ms("/v1/search/text", json={"query": query, "top_k": args.top_k})
@@ -310,7 +311,7 @@ def logged_latencies(log: Path, start: int, end: int, path: str) -> list[float]:
 def upload_latency(http: httpx.Client, payload: bytes, content_type: str, repeats: int, warmup: int) -> dict:
     for _ in range(warmup):
         classify(http, payload, content_type)
-    lean = LeanClient(http, http.timeout.read or 30.0)
+    lean = LeanClient(http)
     files = {"file": ("image", payload, content_type)}
     ms = [lean.post_ms("/v1/classify", files=files) for _ in range(repeats)]
     return {**latency_summary(ms), "upload_bytes": len(payload)}

@@ -74,14 +74,14 @@ def relevant(split: Split, classes: tuple[str, ...], want: dict[str, Any]) -> to
     return mask
 
 
-def judged(split: Split, classes: tuple[str, ...], want: dict[str, Any]) -> torch.Tensor:
-    """(N,) bool: images whose relevance to `want` the reader decided; False for images of the
-    wanted class on which it names nothing of a kind the query asks for."""
+def reader_silent(split: Split, want: dict[str, Any]) -> torch.Tensor:
+    """(N,) bool: images on which the reader names nothing of a kind `want` asks for. Of the
+    wanted class, those are the images whose relevance it did not decide."""
     silent = torch.zeros(len(split.labels), dtype=torch.bool)
     for kind in SILENT_WHEN_NONE:
         if kind in want:
             silent |= split.attributes[:, KINDS[kind][0]] == NONE_CODE
-    return ~((split.labels == classes.index(want["class"])) & silent)
+    return silent
 
 
 def generated_queries(split: Split, classes: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -114,7 +114,8 @@ def score(queries: list[dict[str, Any]], similarity: torch.Tensor, split: Split,
     for query, row, scores in zip(queries, top10, similarity, strict=True):
         wanted = relevant(split, classes, query)
         in_class = split.labels == classes.index(query["class"])
-        judged_top10 = scores.masked_fill(~judged(split, classes, query), -torch.inf).topk(10).indices
+        undecided = in_class & reader_silent(split, query)
+        judged_top10 = scores.masked_fill(undecided, -torch.inf).topk(10).indices
         results.append(
             {
                 **query,
