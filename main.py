@@ -26,6 +26,7 @@ from model_api.clip.config import (
     POSITIVE_WEIGHTINGS,
     RECIPES,
     TEXT_ENCODER_KINDS,
+    UNDECIDED_PAIRS,
     ImageEncoderConfig,
     TextEncoderConfig,
     TrainConfig,
@@ -110,6 +111,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "overlap (weighted by the share of its claims the image has)",
     )
     train.add_argument(
+        "--undecided-pairs",
+        choices=UNDECIDED_PAIRS,
+        default=TrainConfig.undecided_pairs,
+        help="a colour or scene caption against an image of its class the reader found none in: negative, or "
+        "ignored by the loss",
+    )
+    train.add_argument(
+        "--captions-per-step",
+        type=int,
+        default=TrainConfig.captions_per_step,
+        help="captions in each training step's contrast, one for each of the batch's first images",
+    )
+    train.add_argument(
+        "--attribute-caption-share",
+        type=float,
+        default=TrainConfig.attribute_caption_share,
+        help="share of captions built from the image's own colour, scene and light when the reader found any",
+    )
+    train.add_argument(
         "--hard-example-share",
         type=float,
         default=TrainConfig.hard_example_share,
@@ -183,7 +203,10 @@ def run_train(args: argparse.Namespace) -> None:
         image_optimizer=args.image_optimizer,
         flip=args.flip,
         contrast_jitter=args.contrast_jitter,
+        captions_per_step=args.captions_per_step,
+        attribute_caption_share=args.attribute_caption_share,
         positives=args.positives,
+        undecided_pairs=args.undecided_pairs,
         hard_example_share=args.hard_example_share,
     )
     model_config = ClipConfig(

@@ -36,9 +36,16 @@ def assert_one_line_error(result: subprocess.CompletedProcess, fragment: str) ->
 def test_train_writes_a_checkpoint(run, tmp_path) -> None:
     # The scratch tower keeps this quick; training with the default MiniLM tower is tests/clip/test_train.py's.
     args = ["--mode", "TRAIN", "--epochs", "1", "--batch-size", "64", "--val-size", "40", "--text-encoder", "scratch"]
-    result = run(*args, "--output", str(tmp_path))
+    captions = ["--captions-per-step", "32", "--attribute-caption-share", "0.8", "--undecided-pairs", "ignored"]
+    result = run(*args, *captions, "--output", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "best" / "model.safetensors").exists() and (tmp_path / "last_state.pt").exists()
+    recipe = json.loads((tmp_path / "best" / "config.json").read_text())["train"]
+    assert (recipe["captions_per_step"], recipe["attribute_caption_share"], recipe["undecided_pairs"]) == (
+        32,
+        0.8,
+        "ignored",
+    )
     assert "epoch 1/1" in result.stderr  # the per-epoch log line
 
 

@@ -84,6 +84,7 @@ class ClipConfig:
 IMAGE_OPTIMIZERS = ("muon", "sgd")
 FLIPS = ("random", "alternating")
 POSITIVE_WEIGHTINGS = ("all_claims", "overlap")
+UNDECIDED_PAIRS = ("negative", "ignored")
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,9 @@ class TrainConfig:
     # How far an attribute caption is a positive for an image of its class (train.caption_positives):
     # "all_claims" (1 when the image has all it claims, else 0) or "overlap" (the share it has).
     positives: str = "all_claims"
+    # An image the reader names no colour (or scene) for, against a caption of its class claiming
+    # one: "negative" (it lacks what the caption claims) or "ignored" (left out of the loss).
+    undecided_pairs: str = "negative"
     # Conv filters: "muon" (airbench94_muon) or Nesterov SGD like every other image-side weight.
     image_optimizer: str = "muon"
     # Muon's step has a fixed size whatever the loss's scale or the batch: airbench94_muon's rate
@@ -156,10 +160,14 @@ class TrainConfig:
             raise ValueError(f"unknown image optimizer {self.image_optimizer!r}; expected one of {IMAGE_OPTIMIZERS}")
         if self.positives not in POSITIVE_WEIGHTINGS:
             raise ValueError(f"unknown positives {self.positives!r}; expected one of {POSITIVE_WEIGHTINGS}")
+        if self.undecided_pairs not in UNDECIDED_PAIRS:
+            raise ValueError(f"unknown undecided_pairs {self.undecided_pairs!r}; expected one of {UNDECIDED_PAIRS}")
         if self.flip not in FLIPS:
             raise ValueError(f"unknown flip {self.flip!r}; expected one of {FLIPS}")
         if not 0.0 < self.hard_example_share <= 1.0:
             raise ValueError(f"hard_example_share must be in (0, 1], got {self.hard_example_share}")
+        if not 0.0 <= self.attribute_caption_share <= 1.0:
+            raise ValueError(f"attribute_caption_share must be in [0, 1], got {self.attribute_caption_share}")
         if not 0.0 <= self.contrast_jitter < 1.0:
             raise ValueError(f"contrast_jitter must be in [0, 1), got {self.contrast_jitter}")
 

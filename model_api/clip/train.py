@@ -210,6 +210,10 @@ class CaptionSampler:
 
 
 CLAIMED_COLUMNS = (0, 2, 3, 4)  # main colour, scene, light, black and white; the second colour is never claimed
+# Where the reader's "none" means it would not say (an object the colour of its background, a
+# scene it cannot see), not that the image lacks the attribute. Light's "none" (neither dark nor
+# bright) and black and white's 0 are decisions.
+SILENT_COLUMNS = (0, 2)  # main colour, scene
 
 
 def caption_positives(
@@ -238,6 +242,18 @@ def caption_positives(
     if weighting == "all_claims":
         return same_class * (held == made).float()
     return same_class * torch.where(made > 0, held / made.clamp(min=1), 1.0)
+
+
+def undecided_pairs(
+    image_labels: torch.Tensor, image_codes: torch.Tensor, text_labels: torch.Tensor, claims: torch.Tensor
+) -> torch.Tensor:
+    """(B_i, B_t) bool: a caption of the image's class claiming a colour or scene the reader named
+    none for in that image. Whether "a red car" describes a car of unread colour nobody knows;
+    about half the images have no colour read, and many are of the claimed one."""
+    unknown = torch.zeros(image_codes.shape[0], claims.shape[0], dtype=torch.bool)
+    for column in SILENT_COLUMNS:
+        unknown |= (claims[None, :, column] != NONE_CODE) & (image_codes[:, None, column] == NONE_CODE)
+    return label_positives(image_labels, text_labels) & unknown
 
 
 class WeightAverager:
@@ -452,9 +468,9 @@ class Trainer:
         # Drawn from the run's generator, so every process draws the same captions.
         text_inputs, claims = self.captions.sample(caption_labels, codes[:count], generator)
         rows, texts = self.ranks.gathered_order(len(chosen)), self.ranks.gathered_order(len(text_inputs))
-        positives = caption_positives(
-            labels[rows], codes[rows], caption_labels[texts], claims[texts], self.recipe.positives
-        )
+        pairs = (labels[rows], codes[rows], caption_labels[texts], claims[texts])
+        positives = caption_positives(*pairs, self.recipe.positives)
+        ignored = undecided_pairs(*pairs) if self.recipe.undecided_pairs == "ignored" else torch.zeros_like(positives)
         batch = to_float(images[self.ranks.shard(chosen).to(self.device.torch_device)])
         with self.device.autocast():
             image_emb, text_emb, scale = self.network(
@@ -462,7 +478,8 @@ class Trainer:
                 self.ranks.shard(text_inputs).to(self.device.torch_device),
             )
         image_emb, text_emb = gather(image_emb, self.ranks, len(rows)), gather(text_emb, self.ranks, len(texts))
-        loss = self.loss_fn(image_emb, text_emb, scale, positives.to(self.device.torch_device))
+        on_device = self.device.torch_device
+        loss = self.loss_fn(image_emb, text_emb, scale, positives.to(on_device), ignored.bool().to(on_device))
         for optimizer in self.optimizers.all():
             optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()  # DDP all-reduces the gradients here

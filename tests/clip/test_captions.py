@@ -6,7 +6,7 @@ import torch
 
 from model_api.clip.attributes import COLOURS, LIGHTS, SCENES
 from model_api.clip.captions import CaptionSet, CaptionSetError, statable
-from model_api.clip.train import caption_positives
+from model_api.clip.train import caption_positives, undecided_pairs
 from tests.conftest import CAPTIONS
 
 
@@ -96,3 +96,19 @@ def test_overlap_weighting_counts_the_share_of_claims_an_image_has() -> None:
     assert overlap.tolist() == [[1.0, 1.0], [0.5, 1.0], [0.0, 1.0], [0.0, 0.0]]
     every_claim = caption_positives(image_labels, image_codes, text_labels, claims)
     assert every_claim.tolist() == [[1.0, 1.0], [0.0, 1.0], [0.0, 1.0], [0.0, 0.0]]
+
+
+def test_a_colour_or_scene_claim_is_undecided_for_images_of_its_class_the_reader_was_silent_on() -> None:
+    red, sky, dark = COLOURS.index("red"), SCENES.index("sky"), 0
+    image_labels = torch.tensor([1, 1, 1, 2])
+    image_codes = torch.tensor([[red, -1, -1, -1, 0], [-1, -1, sky, -1, 0], [red, -1, -1, -1, 0], [-1, -1, -1, -1, 0]])
+    text_labels = torch.tensor([1, 1, 1, 1])
+    claims = torch.tensor(
+        [[red, -1, -1, -1, -1], [-1, -1, sky, -1, -1], [-1, -1, -1, dark, -1], [-1, -1, -1, -1, -1]]
+    )  # "a red car", "a car in the sky", "a dark photo of a car", "a car"
+    assert undecided_pairs(image_labels, image_codes, text_labels, claims).tolist() == [
+        [False, True, False, False],  # a red car, scene unread: "in the sky" undecided
+        [True, False, False, False],  # a car in the sky, colour unread: "a red car" undecided
+        [False, True, False, False],  # light's none is a decision: "a dark photo" is a negative
+        [False, False, False, False],  # another class: a plain negative
+    ]

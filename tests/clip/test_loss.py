@@ -60,3 +60,27 @@ def test_label_smoothing_raises_the_floor() -> None:
     sharp = LabelAwareContrastiveLoss(0.0)(points, points, torch.tensor(50.0), label_positives(labels, labels))
     smooth = LabelAwareContrastiveLoss(0.2)(points, points, torch.tensor(50.0), label_positives(labels, labels))
     assert smooth > sharp
+
+
+def test_an_ignored_pair_neither_helps_nor_hurts() -> None:
+    """Caption 1 is ignored for image 0 and a negative for image 1, which has no positive: where
+    it lies then changes nothing. Counted as image 0's negative, it would."""
+    loss = LabelAwareContrastiveLoss(0.1)
+    images, scale = embeddings(2), torch.tensor(5.0)
+    positives = torch.tensor([[True, False], [False, False]])
+    ignored = torch.tensor([[False, True], [False, False]])
+    near, far = torch.stack([images[0], images[0]]), torch.stack([images[0], -images[0]])
+    near.requires_grad_(True)
+    ignoring = loss(images, near, scale, positives, ignored)
+    torch.testing.assert_close(ignoring, loss(images, far, scale, positives, ignored))
+    assert loss(images, near, scale, positives) > loss(images, far, scale, positives)
+    ignoring.backward()
+    assert torch.isfinite(near.grad).all()
+
+
+def test_ignoring_nothing_is_the_plain_loss() -> None:
+    loss = LabelAwareContrastiveLoss(0.1)
+    images, texts, labels = embeddings(4), embeddings(4, seed=5), torch.tensor([0, 0, 1, 1])
+    positives, nothing = label_positives(labels, labels), torch.zeros(4, 4, dtype=torch.bool)
+    plain = loss(images, texts, torch.tensor(5.0), positives)
+    torch.testing.assert_close(loss(images, texts, torch.tensor(5.0), positives, nothing), plain)

@@ -131,8 +131,9 @@ def test_a_caption_set_for_other_classes_is_refused(tiny_data, tmp_path) -> None
         Trainer(tiny_data, TINY_MODEL, TINY_RECIPE, tmp_path, reordered)
 
 
-def test_training_with_attribute_captions_lowers_the_loss(tiny_data, tmp_path) -> None:
-    recipe = replace(TINY_RECIPE, epochs=4, attribute_caption_share=1.0)
+@pytest.mark.parametrize("undecided", ["negative", "ignored"])
+def test_training_with_attribute_captions_lowers_the_loss(tiny_data, tmp_path, undecided) -> None:
+    recipe = replace(TINY_RECIPE, epochs=4, attribute_caption_share=1.0, undecided_pairs=undecided)
     trainer = Trainer(tiny_data, TINY_MODEL, recipe, tmp_path, CAPTIONS, device=TINY_DEVICE)
     trainer.fit()
     history = json.loads((tmp_path / "history.json").read_text())
@@ -194,11 +195,15 @@ def test_alternating_flip_mirrors_each_image_on_every_other_epoch() -> None:
     assert epoch_flips(1000, TINY_RECIPE, 0) is None  # random flip draws its coins per epoch
 
 
-def test_unknown_flips_and_out_of_range_jitter_are_refused() -> None:
+def test_unknown_choices_and_out_of_range_shares_are_refused() -> None:
     with pytest.raises(ValueError, match="unknown flip"):
         replace(TINY_RECIPE, flip="sometimes")
     with pytest.raises(ValueError, match="contrast_jitter"):
         replace(TINY_RECIPE, contrast_jitter=1.5)
+    with pytest.raises(ValueError, match="attribute_caption_share"):
+        replace(TINY_RECIPE, attribute_caption_share=2.0)
+    with pytest.raises(ValueError, match="unknown undecided_pairs"):
+        replace(TINY_RECIPE, undecided_pairs="maybe")
 
 
 def test_a_tiny_run_with_alternating_flip_contrast_jitter_and_silu_lowers_the_loss(tiny_data, tmp_path) -> None:
