@@ -115,7 +115,10 @@ class TrainConfig:
     batch_size: int = 1024
     seed: int = 0
     val_size: int = 5000
-    captions_per_step: int = 128  # text-tower batch: ~13 captions per class per step
+    # Captions in each step's contrast, one per image of the batch's first ones: ~50 per class. The
+    # frozen text tower makes them nearly free; 512 rather than 128 lifted scene, light and grouped
+    # attribute search without costing accuracy (BENCHMARKS.md, attribute search).
+    captions_per_step: int = 512
     # Share of captions built from the image's own attributes (when it has readable ones) rather
     # than drawn from its class's captions: text search then sees colour, scene and light.
     attribute_caption_share: float = 0.5
@@ -123,8 +126,9 @@ class TrainConfig:
     # "all_claims" (1 when the image has all it claims, else 0) or "overlap" (the share it has).
     positives: str = "all_claims"
     # An image the reader names no colour (or scene) for, against a caption of its class claiming
-    # one: "negative" (it lacks what the caption claims) or "ignored" (left out of the loss).
-    undecided_pairs: str = "negative"
+    # one: "negative" (it lacks what the caption claims) or "ignored" (left out of the loss; +0.43
+    # points TEST on the quick recipe and better colour search by eye, BENCHMARKS.md).
+    undecided_pairs: str = "ignored"
     # Conv filters: "muon" (airbench94_muon) or Nesterov SGD like every other image-side weight.
     image_optimizer: str = "muon"
     # Muon's step has a fixed size whatever the loss's scale or the batch: airbench94_muon's rate
