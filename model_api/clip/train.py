@@ -470,7 +470,10 @@ class Trainer:
         rows, texts = self.ranks.gathered_order(len(chosen)), self.ranks.gathered_order(len(text_inputs))
         pairs = (labels[rows], codes[rows], caption_labels[texts], claims[texts])
         positives = caption_positives(*pairs, self.recipe.positives)
-        ignored = undecided_pairs(*pairs) if self.recipe.undecided_pairs == "ignored" else torch.zeros_like(positives)
+        if self.recipe.undecided_pairs == "ignored":
+            ignored = undecided_pairs(*pairs)
+        else:
+            ignored = torch.zeros_like(positives, dtype=torch.bool)
         batch = to_float(images[self.ranks.shard(chosen).to(self.device.torch_device)])
         with self.device.autocast():
             image_emb, text_emb, scale = self.network(
@@ -479,7 +482,7 @@ class Trainer:
             )
         image_emb, text_emb = gather(image_emb, self.ranks, len(rows)), gather(text_emb, self.ranks, len(texts))
         on_device = self.device.torch_device
-        loss = self.loss_fn(image_emb, text_emb, scale, positives.to(on_device), ignored.bool().to(on_device))
+        loss = self.loss_fn(image_emb, text_emb, scale, positives.to(on_device), ignored.to(on_device))
         for optimizer in self.optimizers.all():
             optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()  # DDP all-reduces the gradients here
