@@ -189,6 +189,14 @@ def translate_randomly(images: torch.Tensor, translate: int, generator: torch.Ge
     return out
 
 
+def shift(images: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """(N, 3, H, W) uint8 moved dx px right and dy px down (each at most 1), the edge reflected
+    into the gap: the fixed, one-pixel form of `translate_randomly`, for test-time views."""
+    h, w = images.shape[-2:]
+    padded = torch.nn.functional.pad(images.float(), (1, 1, 1, 1), mode="reflect").to(images.dtype)
+    return padded[:, :, 1 - dy : 1 - dy + h, 1 - dx : 1 - dx + w]
+
+
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, 3, H, W) -> float32 in [0, 1]: the model's input convention."""
     return images.float().div_(255)

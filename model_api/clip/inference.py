@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from .data import to_float
+from .data import shift, to_float
 from .hardware import Device, device_of, resolve_device
 from .model import Clip
 
@@ -24,6 +24,14 @@ Ranking = list[tuple[str, float]]  # (label, probability), most likely first
 # How `embed_images` makes the vectors the product stores: part of a stored vector's key, so a
 # change of method re-embeds the gallery as a change of weights does.
 IMAGE_EMBEDDING = "flip-averaged"
+
+# airbench94's test-time views beyond the mirror (`embed_six_views`): the image moved by these
+# (dx, dy), each shifted pair weighing SHIFTED_WEIGHT of the average.
+SHIFTED_VIEWS = ((-1, -1), (1, 1))
+SHIFTED_WEIGHT = 0.25
+# Classification takes the six views for an image whose top probability is below this
+# (`refine_unsure`). Chosen on the shipped checkpoint's validation images: BENCHMARKS.md, TTA.
+UNSURE_BELOW = 0.8
 
 
 @contextlib.contextmanager
@@ -81,6 +89,38 @@ def _encode(model: Clip, images: torch.Tensor, batch_size: int, device: Device |
 def average_views(embeddings: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
     """The flip-averaged embedding, from the (N, D) embeddings of images and of their mirrors."""
     return torch.nn.functional.normalize(embeddings + mirrored, dim=-1)
+
+
+def embed_six_views(
+    model: Clip, images: torch.Tensor, flip_averaged: torch.Tensor, device: Device | None = None
+) -> torch.Tensor:
+    """(N, 3, 32, 32) uint8 images and their (N, D) `embed_images` vectors -> (N, D) unit vectors
+    over airbench94's six test-time views: the image and the image moved one pixel up-left and
+    one down-right, each with its mirror; the unshifted pair weighs half, each shifted pair a
+    quarter. Both shifted pairs of every image go through the tower in one pass."""
+    shifted = torch.cat([shift(images, dx, dy) for dx, dy in SHIFTED_VIEWS])
+    pairs = embed_images(model, shifted, device=device).view(len(SHIFTED_VIEWS), len(images), -1)
+    unshifted_weight = 1 - SHIFTED_WEIGHT * len(SHIFTED_VIEWS)
+    return torch.nn.functional.normalize(unshifted_weight * flip_averaged + SHIFTED_WEIGHT * pairs.sum(0), dim=-1)
+
+
+def refine_unsure(
+    model: Clip,
+    images: torch.Tensor,
+    embeddings: torch.Tensor,
+    label_embeddings: torch.Tensor,
+    below: float = UNSURE_BELOW,
+    device: Device | None = None,
+) -> torch.Tensor:
+    """Test-time augmentation only where the model is unsure: the (N, D) `embed_images` vectors
+    of `images`, those whose top probability over the labels is below `below` replaced by their
+    six-view vectors (`embed_six_views`); `below=0` changes none. -> (N, D)"""
+    unsure = label_probabilities(model, embeddings, label_embeddings).amax(dim=1) < below
+    if not unsure.any():
+        return embeddings
+    refined = embeddings.clone()
+    refined[unsure] = embed_six_views(model, images[unsure], embeddings[unsure], device)
+    return refined
 
 
 def embed_texts(model: Clip, texts: Sequence[str]) -> torch.Tensor:

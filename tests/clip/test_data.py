@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from model_api.clip.attributes import rec601_luma
-from model_api.clip.data import DataUnavailableError, augment, jitter_contrast, load_cifar10
+from model_api.clip.data import DataUnavailableError, augment, jitter_contrast, load_cifar10, shift
 
 
 def test_loads_hub_layout_with_class_names(tiny_data) -> None:
@@ -74,3 +74,12 @@ def test_contrast_jitter_keeps_mean_brightness_and_hues() -> None:
     gaps = torch.stack([(pixels[:, a] - pixels[:, b]).abs() for a, b in ((0, 1), (1, 2), (0, 2))], 1)
     distinct = (gaps > 8).all(1, keepdim=True).expand_as(order)
     assert torch.equal(order[distinct], jittered_order[distinct])
+
+
+def test_shift_moves_one_pixel_and_reflects_the_edge_into_the_gap() -> None:
+    images = torch.arange(32, dtype=torch.uint8).repeat(2, 3, 32, 1)  # every row is 0..31
+    right = shift(images, 1, 0)
+    assert right[0, 0, 5].tolist() == [1, *range(31)]  # column 0 takes the reflection of column 1
+    left_and_down = shift(images.transpose(-1, -2), -1, 1)  # every column is 0..31 top to bottom
+    assert left_and_down[1, 2, :, 7].tolist() == [1, *range(31)]
+    assert torch.equal(shift(images, 0, 0), images)

@@ -5,7 +5,14 @@ import torch.nn.functional as F
 
 from model_api.clip.checkpoint import load_checkpoint
 from model_api.clip.hardware import resolve_device
-from model_api.clip.inference import compose_query, embed_images, embed_labels, label_probabilities
+from model_api.clip.inference import (
+    compose_query,
+    embed_images,
+    embed_labels,
+    embed_six_views,
+    label_probabilities,
+    refine_unsure,
+)
 from tests.conftest import needs_cuda
 
 
@@ -28,6 +35,31 @@ def test_a_refinement_weighs_the_image_and_the_words_alike() -> None:
     image, words = unit(1.0, 0.0), unit(0.0, 1.0)
     composed = compose_query(image, refinement=words)
     torch.testing.assert_close(composed @ image, composed @ words)
+
+
+def test_shifted_views_of_a_uniform_image_change_nothing(tiny_checkpoint) -> None:
+    """A one-coloured image looks the same moved by a pixel: its six views are its two."""
+    model, _ = load_checkpoint(tiny_checkpoint)
+    images = torch.tensor([[200, 30, 30], [20, 90, 220]], dtype=torch.uint8)[:, :, None, None].expand(2, 3, 32, 32)
+    flip_averaged = embed_images(model, images)
+    torch.testing.assert_close(embed_six_views(model, images, flip_averaged), flip_averaged, atol=1e-5, rtol=0)
+
+
+def test_only_images_below_the_confidence_threshold_take_the_six_views(tiny_checkpoint, tiny_data) -> None:
+    model, _ = load_checkpoint(tiny_checkpoint)
+    images = tiny_data.test.images[:8]
+    labels = embed_labels(model, list(tiny_data.classes))
+    embeddings = embed_images(model, images)
+    six = embed_six_views(model, images, embeddings)
+    assert ((six - embeddings).abs().amax(dim=1) > 1e-4).all()  # the views differ on real images
+    confidence = label_probabilities(model, embeddings, labels).amax(dim=1)
+    below = confidence.median().item()
+    refined = refine_unsure(model, images, embeddings, labels, below)
+    unsure = confidence < below
+    assert unsure.any() and not unsure.all()
+    torch.testing.assert_close(refined[unsure], six[unsure], atol=1e-5, rtol=0)
+    assert torch.equal(refined[~unsure], embeddings[~unsure])
+    assert torch.equal(refine_unsure(model, images, embeddings, labels, below=0), embeddings)
 
 
 @needs_cuda
