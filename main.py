@@ -260,6 +260,11 @@ def print_report(report: dict) -> None:
         f"retrieval (class prompts): P@10 {retrieval['precision_at_10']:.3f}  "
         f"P@100 {retrieval['precision_at_100']:.3f}  mAP {retrieval['mean_average_precision']:.3f}"
     )
+    flip = report["flip_averaged"]
+    print(
+        f"image and mirror only, no shifted views for the {flip['refined_share']:.1%} least sure: "
+        f"accuracy {flip['accuracy']:.4f}"
+    )
     single = report["single_view"]
     print(
         f"one view per image (no mirror averaging): accuracy {single['accuracy']:.4f}  "
@@ -298,7 +303,7 @@ def run_inference(args: argparse.Namespace) -> None:
     from model_api.clip import plots
     from model_api.clip.checkpoint import load_checkpoint
     from model_api.clip.hardware import resolve_device
-    from model_api.clip.inference import embed_images, embed_labels, parse_labels, rank_labels
+    from model_api.clip.inference import embed_images, embed_labels, parse_labels, rank_labels, refine_unsure
 
     labels = parse_labels(args.labels) if args.labels is not None else None
     if labels is not None and not labels:
@@ -309,7 +314,9 @@ def run_inference(args: argparse.Namespace) -> None:
     labels = labels or list(model.captions.classes)
     image, display, description = inference_image(args)
     print(description)
-    ranked = rank_labels(model, embed_images(model, image[None]), embed_labels(model, labels), labels, args.topk)[0]
+    label_embeddings = embed_labels(model, labels)
+    embeddings = refine_unsure(model, image[None], embed_images(model, image[None]), label_embeddings)
+    ranked = rank_labels(model, embeddings, label_embeddings, labels, args.topk)[0]
     for rank, (label, score) in enumerate(ranked, 1):
         print(f"{rank}. {label:<20} {score:.4f}")
     if args.save:

@@ -166,6 +166,16 @@ class Gallery:
             raise UnknownItemError(f"no gallery item {item_id!r}")
         return picture
 
+    def model_input(self, item_id: str) -> torch.Tensor:
+        """(3, 32, 32) uint8: the image the item's vector was embedded from."""
+        source, number = self._parse(item_id)
+        if source == "dataset":
+            return self.dataset.split.images[number]
+        png = self.store.images([number]).get(number) if number in self._uploads else None
+        if png is None:
+            raise UnknownItemError(f"no gallery item {item_id!r}")
+        return bytes_to_tensor(png)
+
     def vector(self, item_id: str) -> np.ndarray:
         try:
             return self.index.vector(self._key(item_id))

@@ -22,12 +22,14 @@ from .clip.checkpoint import load_checkpoint, read_metrics, weights_sha256
 from .clip.hardware import resolve_device
 from .clip.inference import (
     IMAGE_EMBEDDING,
+    UNSURE_BELOW,
     Ranking,
     compose_query,
     embed_images,
     embed_labels,
     embed_texts,
     rank_labels,
+    refine_unsure,
 )
 from .clip.model import Clip
 from .clip.onnx_text import use_text_backend
@@ -134,10 +136,13 @@ class ServedModel:
         cache_size: int,
         text_batch_size: int,
         image_threads: int = 1,
+        unsure_below: float = UNSURE_BELOW,
     ) -> None:
         """model: as `load_checkpoint` returns it, ready for inference; text_batch_size: most
-        first-seen queries embedded in one batch; image_threads: torch threads for the image tower."""
+        first-seen queries embedded in one batch; image_threads: torch threads for the image tower;
+        unsure_below: top probability under which classification takes six views (`refine_unsure`)."""
         self.model = model
+        self.unsure_below = unsure_below
         self.config = config
         self.checkpoint = checkpoint
         self.sha256 = weights_sha256(checkpoint)
@@ -165,6 +170,7 @@ class ServedModel:
             settings.text_cache_size,
             settings.text_batch_size,
             settings.image_threads,
+            settings.unsure_below,
         )
         served.warm_up()
         return served
@@ -175,7 +181,7 @@ class ServedModel:
         first use), each tower's first run, and the default labels' embeddings. Without it the
         first search after a start took 487 ms and the first classification 550 ms."""
         self.text_vector("a photo")
-        self.classify(self.image_vectors(torch.zeros(1, 3, 32, 32, dtype=torch.uint8)), None, None)
+        self.classify(torch.zeros(1, 3, 32, 32, dtype=torch.uint8), None, None)
 
     def close(self) -> None:
         """Answers the queries already queued, then stops the batching and image threads."""
@@ -257,15 +263,30 @@ class ServedModel:
     async def optional_text_vector_async(self, text: str | None) -> np.ndarray | None:
         return None if text is None else await self.text_vector_async(text)
 
-    def classify(self, vectors: np.ndarray, labels: Sequence[str] | None, top_k: int | None) -> list[Classification]:
-        """(N, D) image vectors -> per image the top_k (label, probability), most likely first, and
-        whether the image is unlike the training images or every label (`clip/ood.py`).
+    def classify(
+        self,
+        images: torch.Tensor,
+        labels: Sequence[str] | None,
+        top_k: int | None,
+        vectors: np.ndarray | None = None,
+    ) -> list[Classification]:
+        """(N, 3, 32, 32) uint8 images -> per image the top_k (label, probability), most likely
+        first, and whether the image is unlike the training images or every label (`clip/ood.py`).
 
-        labels default to the model's classes; each label's prompt-ensemble embedding is cached.
+        `vectors`: the images' `image_vectors` where they are at hand (a gallery item's), else they
+        are computed. An image the model is unsure of is classified from six views
+        (`refine_unsure`); the out-of-distribution verdict reads the served vector, on which it was
+        calibrated. labels default to the model's classes; each label's prompt-ensemble embedding
+        is cached.
         """
         labels = list(labels or self.classes)
         label_vectors = self._labels.get_many(labels, lambda missing: embed_labels(self.model, missing))  # (L, D)
-        images = torch.from_numpy(vectors)
-        rankings = rank_labels(self.model, images, label_vectors, labels, top_k or len(labels))
-        verdicts = self.ood.verdicts(images, label_vectors) if self.ood else [None] * len(rankings)
+
+        def on_image_tower() -> tuple[torch.Tensor, torch.Tensor]:
+            embeddings = embed_images(self.model, images) if vectors is None else torch.from_numpy(vectors)
+            return embeddings, refine_unsure(self.model, images, embeddings, label_vectors, self.unsure_below)
+
+        embeddings, refined = self._image_tower.submit(on_image_tower).result()
+        rankings = rank_labels(self.model, refined, label_vectors, labels, top_k or len(labels))
+        verdicts = self.ood.verdicts(embeddings, label_vectors) if self.ood else [None] * len(rankings)
         return [Classification(ranking, ood) for ranking, ood in zip(rankings, verdicts, strict=True)]

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .clip.data import DEFAULT_CACHE_DIR, HUB_NAME
 from .clip.hardware import DeviceName
 from .clip.index import EXACT_SEARCH_MAX
+from .clip.inference import UNSURE_BELOW
 from .clip.onnx_text import TextBackend
 
 
@@ -65,6 +66,11 @@ class Settings(BaseSettings):
     # Every image goes through the tower on one thread of its own with this many torch threads: a
     # lone upload on the wide tower took 10.5-10.8 ms with one and 7.9-8.8 ms with two (BENCHMARKS.md).
     image_threads: int = Field(2, ge=1, description="PyTorch threads of the image tower's thread")
+    # About one test image in five is under the default, and is classified from six views instead
+    # of two: +0.34 points of TEST accuracy for that image's extra tower pass (BENCHMARKS.md, TTA).
+    unsure_below: float = Field(
+        UNSURE_BELOW, ge=0, le=1, description="top probability under which classification adds shifted views; 0: never"
+    )
     # Requests already run in parallel in the server's thread pool; a multi-threaded BLAS per
     # request made the threads spin against each other (BENCHMARKS.md, model API).
     blas_threads: int = Field(1, ge=1, description="BLAS threads per exact-search matrix product")

@@ -32,13 +32,14 @@ def classify_upload(
     top_k: TopKForm = None,
 ) -> ClassifyResponse:
     image = read_image(file, settings.max_upload_bytes)
-    [result] = model.classify(model.image_vectors(image[None]), labels, top_k)
+    [result] = model.classify(image[None], labels, top_k)
     return ClassifyResponse.of(result.ranking, result.ood)
 
 
 @router.post("/gallery", summary="Zero-shot classify a gallery item", responses=error_responses(404, 422, 503))
 def classify_gallery_item(body: ClassifyGalleryRequest, model: ModelDep, gallery: GalleryDep) -> ClassifyResponse:
-    [result] = model.classify(gallery.vector(body.id)[None], body.labels, body.top_k)
+    image, vector = gallery.model_input(body.id), gallery.vector(body.id)
+    [result] = model.classify(image[None], body.labels, body.top_k, vector[None])
     return ClassifyResponse.of(result.ranking, result.ood)
 
 
@@ -61,7 +62,7 @@ def classify_batch(
         detail = f"at most {settings.max_batch_files} files per batch, got {len(files)}"
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail)
     images = [read_image(file, settings.max_upload_bytes) for file in files]
-    results = model.classify(model.image_vectors(torch.stack(images)), labels, top_k)
+    results = model.classify(torch.stack(images), labels, top_k)
     return BatchClassifyResponse(
         results=[
             BatchItem(filename=file.filename, **dict(ClassifyResponse.of(result.ranking, result.ood)))

@@ -7,9 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
+from model_api.clip.checkpoint import load_checkpoint
+from model_api.clip.inference import embed_images, embed_labels, embed_six_views, label_probabilities
 from model_api.clip.ood import OOD_FILE
 
-from ..conftest import MAX_UPLOAD_BYTES, encode
+from ..conftest import API_KEY, MAX_UPLOAD_BYTES, encode
 
 
 def classify(client, data: bytes, content_type: str = "image/png", **form):
@@ -211,3 +213,39 @@ def test_without_a_calibration_nothing_is_flagged(make_settings, serve, tiny_che
     uncalibrated = serve(make_settings(checkpoint=checkpoint, data_dir=None))
     body = classify(uncalibrated, checkerboard_png()).json()
     assert body["out_of_distribution"] is None and body["ood"] is None
+
+
+def test_an_upload_in_the_gallery_classifies_as_the_same_file_uploaded(client, tiny_data):
+    """Its stored model input, not only its vector, is at hand for the views an unsure image takes."""
+    png = encode(tiny_data.test.images[3])
+    headers = {"X-API-Key": API_KEY}
+    item = client.post("/v1/gallery", files={"file": ("mine.png", png, "image/png")}, headers=headers).json()
+    try:
+        by_id = client.post("/v1/classify/gallery", json={"id": item["id"]}).json()["predictions"]
+        by_upload = classify(client, png).json()["predictions"]
+        assert [p["label"] for p in by_id] == [p["label"] for p in by_upload]
+        assert [p["score"] for p in by_id] == pytest.approx([p["score"] for p in by_upload], abs=1e-5)
+    finally:
+        client.delete(f"/v1/gallery/{item['id']}", headers=headers)
+
+
+def test_the_unsure_threshold_decides_which_uploads_take_the_shifted_views(
+    make_settings, serve, tiny_checkpoint, tiny_data
+):
+    """At 0 an upload is scored on its image and mirror, at 1 on all six views, as the library does."""
+    model, _ = load_checkpoint(tiny_checkpoint)
+    labels = embed_labels(model, list(tiny_data.classes))
+
+    def probabilities(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flip_averaged = embed_images(model, images)
+        six_views = embed_six_views(model, images, flip_averaged)
+        return label_probabilities(model, flip_averaged, labels), label_probabilities(model, six_views, labels)
+
+    two, six = probabilities(tiny_data.test.images[:16])
+    image = tiny_data.test.images[(two - six).abs().amax(dim=1).argmax()]  # the one whose views differ most
+    two, six = probabilities(image[None])  # as the service computes it: alone
+    assert (two - six).abs().max() > 1e-4
+    for below, want in ((0.0, two[0]), (1.0, six[0])):
+        predictions = classify(serve(make_settings(unsure_below=below)), encode(image)).json()["predictions"]
+        got = {p["label"]: p["score"] for p in predictions}
+        assert [got[label] for label in tiny_data.classes] == pytest.approx(want.tolist(), abs=2e-5)
