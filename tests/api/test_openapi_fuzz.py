@@ -13,8 +13,11 @@ from pathlib import Path
 
 # Imported here, at collection, rather than lazily inside the fixture's deep stack: once in a
 # full run CPython 3.11.7 failed compiling it there ("AST constructor recursion depth mismatch").
+# schemathesis imports the second lazily when a case first calls the API (its auth providers),
+# where the same failure came back with schemathesis 4.32 (session 20's full run).
 import schemathesis
 import schemathesis.specs.openapi.schemas  # noqa: F401
+import schemathesis.wfc.escalation  # noqa: F401
 from hypothesis import HealthCheck, given, settings
 from hypothesis.internal.lambda_sources import AST_LAMBDAS_CACHE, extract_all_lambdas
 from schemathesis.checks import positive_data_acceptance
