@@ -18,23 +18,21 @@ trained on this tower.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import onnxruntime
 import tokenizers
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .model import Clip
+from .onnx_runtime import open_session, quiet_exporter, save_atomically, weights_key
 from .text_encoder import FrozenSentenceEncoder, PretrainedTextEncoder, TextEncoderUnavailableError
 
 log = logging.getLogger(__name__)
@@ -86,15 +84,6 @@ def exportable_transformer(sentence_model: Any) -> nn.Module:
     )
 
 
-def weights_key(transformer: nn.Module) -> str:
-    """16 hex digits naming these weights and what the graph computes with them."""
-    digest = hashlib.sha256(GRAPH.encode())
-    for name, tensor in sorted(transformer.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().contiguous().numpy())
-    return digest.hexdigest()[:16]
-
-
 @contextmanager
 def eager_attention(transformer: Any) -> Iterator[None]:
     """Export the attention as plain matmul and softmax, which ONNX Runtime fuses into its own
@@ -105,23 +94,6 @@ def eager_attention(transformer: Any) -> Iterator[None]:
         yield
     finally:
         transformer.set_attn_implementation(previous)
-
-
-@contextmanager
-def quiet_exporter() -> Iterator[None]:
-    """The exporter's libraries log every graph rewrite at INFO and warn about their own
-    deprecations; the export runs once, at start-up, and the service's log need show none of it."""
-    loggers = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir", "torch.onnx")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
 
 
 def export(sentence_model: Any, transformer: nn.Module, path: Path) -> None:
@@ -139,16 +111,13 @@ def export(sentence_model: Any, transformer: nn.Module, path: Path) -> None:
             external_data=False,
             verbose=False,
         )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    program.save(str(tmp))
-    os.replace(tmp, path)
+    save_atomically(program, path)
 
 
 def cached_graph(sentence_model: Any, cache_dir: Path) -> Path:
     """The tower's ONNX file in `cache_dir`, exported first if these weights have none yet."""
     transformer = exportable_transformer(sentence_model)
-    path = Path(cache_dir) / f"sentence-tower-{weights_key(transformer)}.onnx"
+    path = Path(cache_dir) / f"sentence-tower-{weights_key(transformer, GRAPH)}.onnx"
     if not path.exists():
         log.info("exporting the text tower to %s (once for these weights)", path)
         export(sentence_model, transformer, path)
@@ -184,18 +153,6 @@ def quantized_graph(graph: Path) -> Path:
 
 INT8_BLOCK = 32  # inputs per scale; MiniLM's widths, 384 and 1536, are multiples of it
 INT8_ACCURACY_LEVEL = 4  # ONNX Runtime's MatMulNBits: 4 computes in int8 (0 in fp32, ten times slower here)
-
-
-def open_session(path: Path, threads: int) -> onnxruntime.InferenceSession:
-    options = onnxruntime.SessionOptions()
-    # Requests run in parallel in the server's threads, so each run gets `threads` of its own.
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # Idle workers that spin take the CPU from the other request threads (as OpenBLAS's did;
-    # BENCHMARKS.md, model API).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def direct_tokenizer(sentence_model: Any) -> tokenizers.Tokenizer:

@@ -13,12 +13,13 @@ from sentence_transformers.models import Pooling
 
 from model_api.clip.inference import embed_labels, embed_texts
 from model_api.clip.model import Clip
+from model_api.clip.onnx_runtime import weights_key
 from model_api.clip.onnx_text import (
+    GRAPH,
     OnnxSentenceEncoder,
     direct_tokenizer,
     exportable_transformer,
     use_text_backend,
-    weights_key,
 )
 from model_api.clip.text_encoder import FrozenSentenceEncoder, TextEncoderUnavailableError
 from tests.conftest import CAPTIONS, TINY_MINILM_MODEL, TINY_MODEL
@@ -91,8 +92,9 @@ def test_other_weights_get_another_graph(models) -> None:
     changed = copy.deepcopy(transformer)
     with torch.no_grad():
         changed.encoder.layer[0].output.dense.bias[0] += 1e-3
-    assert weights_key(changed) != weights_key(transformer)
-    assert weights_key(copy.deepcopy(transformer)) == weights_key(transformer)
+    assert weights_key(changed, GRAPH) != weights_key(transformer, GRAPH)
+    assert weights_key(copy.deepcopy(transformer), GRAPH) == weights_key(transformer, GRAPH)
+    assert weights_key(transformer, GRAPH + "/changed") != weights_key(transformer, GRAPH)
 
 
 def test_torch_backend_and_the_scratch_tower_stay_in_pytorch(onnx_dir: Path) -> None:
