@@ -32,6 +32,7 @@ from .clip.inference import (
     refine_unsure,
 )
 from .clip.model import Clip
+from .clip.onnx_image import OnnxImageTower, use_image_backend
 from .clip.onnx_text import use_text_backend
 from .clip.ood import OodVerdict, read_calibration
 from .micro_batch import MicroBatcher
@@ -139,8 +140,9 @@ class ServedModel:
         unsure_below: float = UNSURE_BELOW,
     ) -> None:
         """model: as `load_checkpoint` returns it, ready for inference; text_batch_size: most
-        first-seen queries embedded in one batch; image_threads: torch threads for the image tower;
-        unsure_below: top probability under which classification takes six views (`refine_unsure`)."""
+        first-seen queries embedded in one batch; image_threads: threads of the image tower
+        (PyTorch's or ONNX Runtime's); unsure_below: top probability under which classification
+        takes six views (`refine_unsure`)."""
         self.model = model
         self.unsure_below = unsure_below
         self.config = config
@@ -155,7 +157,10 @@ class ServedModel:
         self._labels = LruCache(cache_size)
         # Concurrent first-seen queries share one forward pass (`micro_batch`).
         self._text_batcher = MicroBatcher(QueryEncoder(model), text_batch_size, name="text-batcher")
-        self._image_tower = image_tower_thread(image_threads)
+        # On ONNX Runtime the tower runs on image_threads of the session's own; torch then only
+        # prepares the batch and projects the features, and a second torch thread spun against
+        # the session's (12.7 against 9.4 ms an upload; BENCHMARKS.md, image tower on ONNX Runtime).
+        self._image_tower = image_tower_thread(1 if isinstance(model.visual, OnnxImageTower) else image_threads)
 
     @classmethod
     def load(cls, settings: Settings) -> ServedModel:
@@ -163,6 +168,7 @@ class ServedModel:
         device = resolve_device(settings.device)  # CLIP_DEVICE
         model, config = load_checkpoint(settings.checkpoint, settings.text_encoder_path, device)
         use_text_backend(model, settings.text_backend, settings.cache_dir / "onnx", settings.text_threads)
+        use_image_backend(model, settings.image_backend, settings.cache_dir / "onnx", settings.image_threads)
         served = cls(
             model,
             config,

@@ -11,6 +11,7 @@ from .clip.data import DEFAULT_CACHE_DIR, HUB_NAME
 from .clip.hardware import DeviceName
 from .clip.index import EXACT_SEARCH_MAX
 from .clip.inference import UNSURE_BELOW
+from .clip.onnx_image import ImageBackend
 from .clip.onnx_text import TextBackend
 
 
@@ -65,9 +66,12 @@ class Settings(BaseSettings):
     torch_threads: int = Field(1, ge=1, description="PyTorch intra-op threads per request thread")
     # Every image goes through the tower on one thread of its own with this many torch threads: a
     # lone upload on the wide tower took 10.5-10.8 ms with one and 7.9-8.8 ms with two (BENCHMARKS.md).
-    image_threads: int = Field(2, ge=1, description="PyTorch threads of the image tower's thread")
-    # About one test image in five is under the default, and is classified from six views instead
-    # of two: +0.34 points of TEST accuracy for that image's extra tower pass (BENCHMARKS.md, TTA).
+    image_threads: int = Field(2, ge=1, description="PyTorch or ONNX Runtime threads of the image tower's thread")
+    # auto: ONNX Runtime where the CPU computes in fp32 (an upload and its mirror in two thirds of
+    # PyTorch's time there), PyTorch where it has native bf16 and on GPUs (onnx_image.py).
+    image_backend: ImageBackend = Field("auto", description="runtime of the image tower: auto, onnx or torch")
+    # About one test image in ten is under the default, and is classified from six views instead
+    # of two: +0.33 points of TEST accuracy (BENCHMARKS.md, six views for the unsure).
     unsure_below: float = Field(
         UNSURE_BELOW, ge=0, le=1, description="top probability under which classification adds shifted views; 0: never"
     )

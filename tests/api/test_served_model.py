@@ -11,8 +11,10 @@ import torch
 
 from model_api.clip.checkpoint import save_checkpoint
 from model_api.clip.hardware import DeviceUnavailableError
+from model_api.clip.image_encoder import ImageEncoder
 from model_api.clip.inference import embed_texts
 from model_api.clip.model import Clip
+from model_api.clip.onnx_image import OnnxImageTower
 from model_api.clip.onnx_text import OnnxSentenceEncoder
 from model_api.clip.text_encoder import FrozenSentenceEncoder
 from model_api.served_model import QueryEncoder, ServedModel, image_tower_thread
@@ -36,6 +38,30 @@ def test_the_text_backend_setting_picks_the_runtime_and_both_serve_the_same_vect
     assert len(list((tmp_path / "cache" / "onnx").glob("sentence-tower-*.onnx"))) == 1  # exported where settings say
     for query in ("a red sports car", "a fluffy dgo"):
         assert np.dot(served["onnx"].text_vector(query), served["torch"].text_vector(query)) >= 0.999
+
+
+def test_the_image_backend_setting_picks_the_runtime_and_both_classify_alike(tmp_path) -> None:
+    torch.manual_seed(0)
+    save_checkpoint(Clip(TINY_MODEL, CAPTIONS), tmp_path / "checkpoint", {})
+    served = {
+        backend: ServedModel.load(
+            build_settings(
+                tmp_path / "checkpoint", None, tmp_path / "store", image_backend=backend, cache_dir=tmp_path / "cache"
+            )
+        )
+        for backend in ("onnx", "torch")
+    }
+    assert isinstance(served["onnx"].model.visual, OnnxImageTower)
+    assert isinstance(served["torch"].model.visual, ImageEncoder)
+    assert len(list((tmp_path / "cache" / "onnx").glob("image-tower-*.onnx"))) == 1  # exported where settings say
+    # ONNX Runtime has the tower's threads; PyTorch's one thread there only prepares and projects.
+    assert served["onnx"]._image_tower.submit(torch.get_num_threads).result() == 1
+    assert served["torch"]._image_tower.submit(torch.get_num_threads).result() == 2
+    images = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(served["onnx"].image_vectors(images), served["torch"].image_vectors(images), atol=1e-5)
+    onnx, reference = (served[backend].classify(images, ["cat", "truck", "a red car"], 3) for backend in served)
+    for fast, slow in zip(onnx, reference, strict=True):
+        assert [label for label, _ in fast.ranking] == [label for label, _ in slow.ranking]
 
 
 @pytest.mark.parametrize("config", [TINY_MODEL, TINY_MINILM_MODEL], ids=["scratch tower", "frozen MiniLM"])

@@ -1,0 +1,76 @@
+"""The ONNX Runtime image tower against its PyTorch reference, on an initialised tiny CLIP with the
+statistics a trained one would have."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from model_api.clip import hardware
+from model_api.clip.image_encoder import ImageEncoder
+from model_api.clip.inference import embed_images, prepare_for_inference
+from model_api.clip.model import Clip
+from model_api.clip.onnx_image import OnnxImageTower, cached_graph, use_image_backend
+from tests.conftest import CAPTIONS, TINY_MODEL
+
+
+def trained_looking_clip() -> Clip:
+    torch.manual_seed(0)
+    model = Clip(TINY_MODEL, CAPTIONS)
+    for module in model.modules():  # statistics that are no identity, so the graph must carry them
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.running_mean.normal_()
+            module.running_var.uniform_(0.5, 2.0)
+            if module.bias is not None:
+                torch.nn.init.normal_(module.bias)
+    return prepare_for_inference(model)
+
+
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx")
+
+
+@pytest.fixture(scope="module")
+def models(onnx_dir: Path) -> tuple[Clip, Clip]:
+    """(reference, fast): the same CLIP twice, the second with its image tower on ONNX Runtime."""
+    reference = trained_looking_clip()
+    return reference, use_image_backend(copy.deepcopy(reference), "onnx", onnx_dir, threads=2)
+
+
+def random_images(count: int) -> torch.Tensor:
+    return torch.randint(0, 256, (count, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(count))
+
+
+@pytest.mark.parametrize("count", [1, 2, 300], ids=["one upload", "a pair", "more than a batch"])
+def test_the_onnx_tower_embeds_images_as_the_reference_does(models, count: int) -> None:
+    reference, fast = models
+    assert isinstance(fast.visual, OnnxImageTower) and isinstance(reference.visual, ImageEncoder)
+    images = random_images(count)
+    for mirror in (True, False):
+        torch.testing.assert_close(
+            embed_images(fast, images, mirror=mirror), embed_images(reference, images, mirror=mirror), atol=1e-5, rtol=0
+        )
+
+
+def test_the_export_is_kept_and_reused_and_other_weights_get_their_own(models, onnx_dir: Path) -> None:
+    reference, _ = models
+    (graph,) = onnx_dir.iterdir()
+    written = graph.stat().st_mtime_ns
+    assert cached_graph(reference.visual, onnx_dir) == graph and graph.stat().st_mtime_ns == written
+    changed = copy.deepcopy(reference.visual)
+    with torch.no_grad():
+        changed.groups[0].first[0].weight[0, 0, 0, 0] += 1e-3
+    other = cached_graph(changed, onnx_dir)
+    assert other != graph and sorted(onnx_dir.iterdir()) == sorted([graph, other])
+
+
+def test_auto_takes_onnx_only_where_the_cpu_computes_in_fp32(monkeypatch, onnx_dir: Path) -> None:
+    monkeypatch.setattr(hardware, "bf16_is_fast", lambda: False)
+    assert isinstance(use_image_backend(trained_looking_clip(), "auto", onnx_dir).visual, OnnxImageTower)
+    monkeypatch.setattr(hardware, "bf16_is_fast", lambda: True)  # PyTorch's bf16 autocast is faster there
+    assert isinstance(use_image_backend(trained_looking_clip(), "auto", onnx_dir).visual, ImageEncoder)
+    assert isinstance(use_image_backend(trained_looking_clip(), "torch", onnx_dir).visual, ImageEncoder)
