@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     # PyTorch's time there), PyTorch where it has native bf16 and on GPUs (onnx_image.py).
     image_backend: ImageBackend = Field("auto", description="runtime of the image tower: auto, onnx or torch")
     # About one test image in ten is under the default, and is classified from six views instead
-    # of two: +0.33 points of TEST accuracy (BENCHMARKS.md, six views for the unsure).
+    # of two: +0.31 points of TEST accuracy (BENCHMARKS.md, six views for the unsure).
     unsure_below: float = Field(
         UNSURE_BELOW, ge=0, le=1, description="top probability under which classification adds shifted views; 0: never"
     )
