@@ -59,6 +59,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,6 +113,7 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "torch": importlib.metadata.version("torch"),
         "onnxruntime": importlib.metadata.version("onnxruntime"),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # AVX2 or AVX512: which image runtime "auto" takes
         "load_average_at_start": os.getloadavg(),
     }
 
@@ -469,6 +471,7 @@ def run(args: argparse.Namespace) -> dict:
         "checkpoint": str(args.checkpoint),
         "data": args.data,
         "text_backend": Settings().text_backend,  # what the server, started with this environment, runs
+        "image_backend": Settings().image_backend,
         "latency_client": "Python's http.client, one keep-alive connection (LeanClient)",
     }
     if "startup" in args.only:
@@ -504,7 +507,8 @@ def print_table(results: dict) -> None:
     machine = results["machine"]
     print(
         f"machine: {machine['cpus']} x {machine['cpu_model']}, torch {machine['torch']}, "
-        f"load average at start {machine['load_average_at_start'][0]:.1f}, text backend {results['text_backend']}"
+        f"load average at start {machine['load_average_at_start'][0]:.1f}, text backend {results['text_backend']}, "
+        f"image backend {results['image_backend']} ({machine['cpu_capability']})"
     )
 
 

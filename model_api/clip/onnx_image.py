@@ -1,7 +1,7 @@
-"""The image tower run by ONNX Runtime: `ImageEncoder`'s function at two thirds of its time for
-an upload and its mirror on a CPU without native bf16 (7.7-8.7 against 11.5-12.0 ms on machine B;
-BENCHMARKS.md, image tower on ONNX Runtime), where every served classification and every image
-the gallery indexes goes through it.
+"""The image tower run by ONNX Runtime: `ImageEncoder`'s function in less time on a CPU without
+native bf16, an upload and its mirror embedded in 9.3-9.4 against 10.7-11.3 ms and the gallery at
+15-35% more images/s on machine B (BENCHMARKS.md, the image tower on ONNX Runtime). Every served
+classification and every image the gallery indexes goes through it.
 
 On a CPU with native bf16 PyTorch's bf16 autocast doubled the tower's throughput (BENCHMARKS.md,
 inference speed) and fp32 graphs cannot match it, and on a GPU PyTorch is the runtime: so the
