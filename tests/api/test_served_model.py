@@ -22,17 +22,22 @@ from tests.api.conftest import build_settings
 from tests.conftest import CAPTIONS, TINY_MINILM_MODEL, TINY_MODEL
 
 
-def test_the_text_backend_setting_picks_the_runtime_and_both_serve_the_same_vectors(tmp_path) -> None:
+def served_on_each_runtime(tmp_path, config, setting: str) -> dict[str, ServedModel]:
+    """One initialised checkpoint of `config`, served with `setting` (a tower's backend) at onnx and at torch."""
     torch.manual_seed(0)
-    save_checkpoint(Clip(TINY_MINILM_MODEL, CAPTIONS), tmp_path / "checkpoint", {})
-    served = {
+    save_checkpoint(Clip(config, CAPTIONS), tmp_path / "checkpoint", {})
+    return {
         backend: ServedModel.load(
             build_settings(
-                tmp_path / "checkpoint", None, tmp_path / "store", text_backend=backend, cache_dir=tmp_path / "cache"
+                tmp_path / "checkpoint", None, tmp_path / "store", cache_dir=tmp_path / "cache", **{setting: backend}
             )
         )
         for backend in ("onnx", "torch")
     }
+
+
+def test_the_text_backend_setting_picks_the_runtime_and_both_serve_the_same_vectors(tmp_path) -> None:
+    served = served_on_each_runtime(tmp_path, TINY_MINILM_MODEL, "text_backend")
     assert isinstance(served["onnx"].model.text.frozen, OnnxSentenceEncoder)
     assert isinstance(served["torch"].model.text.frozen, FrozenSentenceEncoder)
     assert len(list((tmp_path / "cache" / "onnx").glob("sentence-tower-*.onnx"))) == 1  # exported where settings say
@@ -41,16 +46,7 @@ def test_the_text_backend_setting_picks_the_runtime_and_both_serve_the_same_vect
 
 
 def test_the_image_backend_setting_picks_the_runtime_and_both_classify_alike(tmp_path) -> None:
-    torch.manual_seed(0)
-    save_checkpoint(Clip(TINY_MODEL, CAPTIONS), tmp_path / "checkpoint", {})
-    served = {
-        backend: ServedModel.load(
-            build_settings(
-                tmp_path / "checkpoint", None, tmp_path / "store", image_backend=backend, cache_dir=tmp_path / "cache"
-            )
-        )
-        for backend in ("onnx", "torch")
-    }
+    served = served_on_each_runtime(tmp_path, TINY_MODEL, "image_backend")
     assert isinstance(served["onnx"].model.visual, OnnxImageTower)
     assert isinstance(served["torch"].model.visual, ImageEncoder)
     assert len(list((tmp_path / "cache" / "onnx").glob("image-tower-*.onnx"))) == 1  # exported where settings say
