@@ -3,11 +3,12 @@
 BENCHMARKS.md, first-seen text queries): the cost of a query the service has not seen before.
 
 The PyTorch model stays the reference and the source: the graph is exported from it with
-torch.onnx the first time these weights are served and kept on disk under a key of the weights,
-so later starts load it in a fraction of a second and other weights export their own. Token ids
-come from the sentence-transformers model's own Rust tokenizer, called directly
-(`direct_tokenizer`): both paths see the same ids, without the 0.1-0.4 ms of Python the
-library's general preprocessing spends on each lone query.
+torch.onnx the first time this tower is served and kept on disk under a key of its files (or
+weights), so later starts load it in a fraction of a second without loading the PyTorch model
+at all, and other towers export their own. Token ids come from the sentence-transformers
+model's own Rust tokenizer, saved beside the graph and called directly (`direct_tokenizer`):
+both paths see the same ids, without the 0.1-0.4 ms of Python the library's general
+preprocessing spends on each lone query.
 
 The graph ends at the unit sentence embedding; the CLIP's trained projection and
 standardisation stay outside it (in PyTorch, or folded into one numpy product for the service's
@@ -18,6 +19,7 @@ trained on this tower.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Iterator
@@ -114,14 +116,33 @@ def export(sentence_model: Any, transformer: nn.Module, path: Path) -> None:
     save_atomically(program, path)
 
 
-def cached_graph(sentence_model: Any, cache_dir: Path) -> Path:
-    """The tower's ONNX file in `cache_dir`, exported first if these weights have none yet."""
-    transformer = exportable_transformer(sentence_model)
-    path = Path(cache_dir) / f"sentence-tower-{weights_key(transformer, GRAPH)}.onnx"
-    if not path.exists():
-        log.info("exporting the text tower to %s (once for these weights)", path)
-        export(sentence_model, transformer, path)
-    return path
+def graph_key(reference: FrozenSentenceEncoder) -> str:
+    """16 hex digits naming the tower and what the graph computes with it. From the model's files
+    where they are on disk, so that finding an earlier export loads nothing (reading them takes a
+    fraction of a second); else from the weights of the loaded model."""
+    directory = reference.directory
+    if directory is None:
+        return weights_key(exportable_transformer(reference.model), GRAPH)
+    digest = hashlib.sha256(GRAPH.encode())
+    for path in sorted(path for path in directory.rglob("*") if path.is_file()):
+        digest.update(path.relative_to(directory).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cached_export(reference: FrozenSentenceEncoder, cache_dir: Path) -> tuple[Path, Path]:
+    """The tower's ONNX graph and its `direct_tokenizer` in `cache_dir`, written first from the
+    loaded model if this tower has none yet. -> (graph, tokenizer JSON)"""
+    stem = f"sentence-tower-{graph_key(reference)}"
+    graph, tokenizer = Path(cache_dir) / f"{stem}.onnx", Path(cache_dir) / f"{stem}.tokenizer.json"
+    if not (graph.exists() and tokenizer.exists()):
+        log.info("exporting the text tower to %s (once for this tower)", graph)
+        sentence_model = reference.model
+        export(sentence_model, exportable_transformer(sentence_model), graph)
+        tmp = tokenizer.with_name(tokenizer.name + ".tmp")
+        direct_tokenizer(sentence_model).save(str(tmp))  # with its truncation and padding
+        os.replace(tmp, tokenizer)
+    return graph, tokenizer
 
 
 def quantized_graph(graph: Path) -> Path:
@@ -172,13 +193,22 @@ class OnnxSentenceEncoder:
     the same reason: nothing here trains or belongs in a checkpoint."""
 
     def __init__(self, reference: FrozenSentenceEncoder, cache_dir: Path, threads: int = 1, int8: bool = False) -> None:
-        """reference: the PyTorch tower, exported from and kept for its tokenizer and vocabulary;
-        int8: run the graph with int8 weights (`quantized_graph`)."""
-        self.model = reference.model
-        self.dim = self.model.get_embedding_dimension()
-        self.tokenizer = direct_tokenizer(self.model)
-        graph = cached_graph(self.model, cache_dir)
+        """reference: the PyTorch tower, exported from the first time (`cached_export`); later
+        starts read the export alone and never load it. int8: run the graph with int8 weights
+        (`quantized_graph`)."""
+        graph, tokenizer = cached_export(reference, cache_dir)
+        self.tokenizer = tokenizers.Tokenizer.from_file(str(tokenizer))
         self.session = open_session(quantized_graph(graph) if int8 else graph, threads)
+        self.dim = self.session.get_outputs()[0].shape[-1]
+        if self.dim != reference.config.embedding_dim:
+            raise TextEncoderUnavailableError(
+                f"the exported sentence encoder {graph.name} gives {self.dim}-d embeddings; "
+                f"this tower expects {reference.config.embedding_dim}-d"
+            )
+
+    def vocabulary(self) -> list[str]:
+        """The tokenizer's tokens, as `FrozenSentenceEncoder.vocabulary`."""
+        return list(self.tokenizer.get_vocab())
 
     def __call__(self, texts: list[str]) -> torch.Tensor:
         """Texts -> (N, embedding_dim) float32 unit vectors."""

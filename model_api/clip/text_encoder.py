@@ -112,16 +112,39 @@ def load_sentence_model(source: str) -> Any:
 class FrozenSentenceEncoder:
     """A sentence encoder used as a fixed function of text. Deliberately not an nn.Module, so a
     CLIP holding it does not register its ~22M weights: they stay out of `state_dict`, the
-    optimisers and checkpoints, which then hold only what training changed (a few MB)."""
+    optimisers and checkpoints, which then hold only what training changed (a few MB).
+
+    The model loads at its first use when its files are on disk: a service whose text tower runs
+    on ONNX Runtime from an earlier export never needs it, and importing sentence-transformers
+    took about 5 of a cached start's 10 s (BENCHMARKS.md, a fresh clone). A hub model loads at
+    once, so that an unreachable hub is said at start rather than at the first query."""
 
     def __init__(self, config: TextEncoderConfig, local_path: Path | None = None) -> None:
-        self.model = load_sentence_model(sentence_model_source(config.model_name, local_path))
-        dim = self.model.get_embedding_dimension()
-        if dim != config.embedding_dim:
+        self.config = config
+        self.source = sentence_model_source(config.model_name, local_path)
+        if self.directory is None:
+            self.model  # noqa: B018  (loads it)
+
+    @property
+    def directory(self) -> Path | None:
+        """The model's files, where they are a local directory (the package's copy, or a path given)."""
+        path = Path(self.source)
+        return path if path.is_dir() else None
+
+    @functools.cached_property
+    def model(self) -> Any:
+        model = load_sentence_model(self.source)
+        dim = model.get_embedding_dimension()
+        if dim != self.config.embedding_dim:
             raise TextEncoderUnavailableError(
-                f"the sentence encoder loaded for {config.model_name} gives {dim}-d embeddings; "
-                f"this tower expects {config.embedding_dim}-d"
+                f"the sentence encoder loaded for {self.config.model_name} gives {dim}-d embeddings; "
+                f"this tower expects {self.config.embedding_dim}-d"
             )
+        return model
+
+    def vocabulary(self) -> list[str]:
+        """The tokenizer's tokens: the whole words among them are what spelling corrects to."""
+        return list(self.model.tokenizer.vocab)
 
     def __call__(self, texts: list[str]) -> torch.Tensor:
         """Texts -> (N, embedding_dim) float32 unit vectors."""
@@ -159,7 +182,7 @@ class PretrainedTextEncoder(nn.Module):
 
     @functools.cached_property
     def spelling(self) -> SpellingCorrector:
-        whole_words = [token for token in self.frozen.model.tokenizer.vocab if token.isalpha()]
+        whole_words = [token for token in self.frozen.vocabulary() if token.isalpha()]
         return SpellingCorrector(whole_words, self.caption_texts)
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:

