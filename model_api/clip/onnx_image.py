@@ -48,7 +48,7 @@ def export(tower: ImageEncoder, path: Path) -> None:
             external_data=False,
             verbose=False,
         )
-    save_atomically(program, path)
+    save_atomically(path, program.save)
 
 
 def cached_graph(tower: ImageEncoder, cache_dir: Path) -> Path:

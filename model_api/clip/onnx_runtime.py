@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,12 +48,17 @@ def quiet_exporter() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def save_atomically(program: object, path: Path) -> None:
-    """Write an exported `torch.onnx.ONNXProgram` to `path`; an interrupted write leaves no file."""
+def save_atomically(path: Path, save: Callable[[str], object]) -> None:
+    """`save(name)` writes a file; it lands at `path` whole or not at all. The file is written
+    under a name of this process's own first, so that replicas starting together on one cache
+    (`make run` or Compose with several API replicas) never write into each other's file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    program.save(str(tmp))  # type: ignore[attr-defined]
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        save(str(tmp))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def open_session(path: Path, threads: int) -> onnxruntime.InferenceSession:

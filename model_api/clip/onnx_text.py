@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -113,7 +112,7 @@ def export(sentence_model: Any, transformer: nn.Module, path: Path) -> None:
             external_data=False,
             verbose=False,
         )
-    save_atomically(program, path)
+    save_atomically(path, program.save)
 
 
 def graph_key(reference: FrozenSentenceEncoder) -> str:
@@ -139,9 +138,7 @@ def cached_export(reference: FrozenSentenceEncoder, cache_dir: Path) -> tuple[Pa
         log.info("exporting the text tower to %s (once for this tower)", graph)
         sentence_model = reference.model
         export(sentence_model, exportable_transformer(sentence_model), graph)
-        tmp = tokenizer.with_name(tokenizer.name + ".tmp")
-        direct_tokenizer(sentence_model).save(str(tmp))  # with its truncation and padding
-        os.replace(tmp, tokenizer)
+        save_atomically(tokenizer, direct_tokenizer(sentence_model).save)  # with its truncation and padding
     return graph, tokenizer
 
 
@@ -166,9 +163,7 @@ def quantized_graph(graph: Path) -> Path:
             str(graph), bits=8, block_size=INT8_BLOCK, is_symmetric=True, accuracy_level=INT8_ACCURACY_LEVEL
         )
         quantizer.process()
-        tmp = path.with_name(path.name + ".tmp")
-        quantizer.model.save_model_to_file(str(tmp))
-        os.replace(tmp, path)
+        save_atomically(path, quantizer.model.save_model_to_file)
     return path
 
 
