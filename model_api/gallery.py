@@ -27,7 +27,6 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-import os
 import re
 import threading
 import time
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 
 from .clip.data import Split
+from .clip.files import write_atomically
 from .clip.index import EmbeddingIndex, Hit
 from .clip.preprocess import bytes_to_tensor, tensor_to_image
 from .duplicates import near_duplicate_pairs
@@ -397,16 +397,5 @@ def _dataset_vectors(
         # One line per batch: the first start takes tens of seconds, and launchers show this progress.
         log.info("encoded %d of %d dataset images", start + len(chunks[-1]), len(dataset.split))
     vectors = np.concatenate(chunks) if chunks else np.empty((0, model.dim), dtype=np.float32)
-    _atomic_save(path, vectors)
+    write_atomically(path, lambda tmp: np.save(tmp, vectors, allow_pickle=False))
     return vectors
-
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    """Write, fsync, rename: a crash leaves the old file or none, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # replicas sharing the folder write apart
-    with open(tmp, "wb") as file:
-        np.save(file, array, allow_pickle=False)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(tmp, path)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .attributes import COLOURS, LIGHTS, NONE_CODE, SCENES
+from .files import write_text_atomically
 
 CIFAR10_CAPTIONS = Path(__file__).with_name("cifar10_captions.json")
 CAPTIONS_FILE = "captions.json"  # the copy inside a checkpoint directory
@@ -79,9 +80,7 @@ class CaptionSet:
             "light_openers": {k: list(v) for k, v in self.light_openers.items()},
             "black_and_white_openers": list(self.black_and_white_openers),
         }
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(raw, indent=1, ensure_ascii=False) + "\n")
-        tmp.replace(path)
+        write_text_atomically(path, json.dumps(raw, indent=1, ensure_ascii=False) + "\n")
 
     def check(self) -> None:
         """Words and descriptions only for known classes; templates with one slot each."""

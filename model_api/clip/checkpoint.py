@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from .captions import CAPTIONS_FILE, CaptionSet, CaptionSetError
 from .config import ClipConfig
+from .files import write_atomically, write_text_atomically
 from .hardware import Device
 from .inference import prepare_for_inference
 from .model import Clip
@@ -30,22 +30,14 @@ class CheckpointError(RuntimeError):
     """The checkpoint is missing, unreadable or does not match its config."""
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(model: Clip, directory: Path, metadata: dict[str, Any]) -> None:
     """metadata: training recipe, data fingerprint, metrics..."""
     directory.mkdir(parents=True, exist_ok=True)
     model.captions.write(directory / CAPTIONS_FILE)
-    tmp = directory / (WEIGHTS_FILE + ".tmp")
     weights = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
-    save_file(weights, str(tmp))
-    os.replace(tmp, directory / WEIGHTS_FILE)
+    write_atomically(directory / WEIGHTS_FILE, lambda tmp: save_file(weights, str(tmp)))
     config = {"model": model.config.to_dict(), **metadata}
-    atomic_write_text(directory / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+    write_text_atomically(directory / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
 
 
 def read_config(directory: Path) -> dict[str, Any]:

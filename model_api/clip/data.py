@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from .attributes import ATTRIBUTES_VERSION, attribute_codes, rec601_luma
+from .files import write_atomically, write_text_atomically
 
 HUB_NAME = "uoft-cs/cifar10"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "clip-cifar10"
@@ -122,20 +123,15 @@ def _split(cache: Path, arrays: dict[str, np.ndarray], split: str) -> Split:
         codes = np.load(path, allow_pickle=False)
     else:
         codes = attribute_codes(images)
-        tmp = path.with_name(path.stem + ".tmp.npy")
-        np.save(tmp, codes, allow_pickle=False)
-        tmp.replace(path)
+        write_atomically(path, lambda tmp: np.save(tmp, codes, allow_pickle=False))
     return Split(images, torch.from_numpy(arrays[f"{split}_labels"]), torch.from_numpy(codes))
 
 
 def _write_cache(cache: Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    """Arrays first, meta.json last and atomically: a cache without meta.json is ignored."""
-    cache.mkdir(parents=True, exist_ok=True)
+    """Arrays first, meta.json last: a cache without meta.json is ignored."""
     for name, array in arrays.items():
-        np.save(cache / f"{name}.npy", array, allow_pickle=False)
-    tmp = cache / "meta.json.tmp"
-    tmp.write_text(json.dumps(meta))
-    tmp.replace(cache / "meta.json")
+        write_atomically(cache / f"{name}.npy", lambda tmp, array=array: np.save(tmp, array, allow_pickle=False))
+    write_text_atomically(cache / "meta.json", json.dumps(meta))
 
 
 def augment(

@@ -20,10 +20,11 @@ from typing import Literal
 import torch
 from torch import nn
 
+from .files import write_atomically
 from .hardware import device_of
 from .image_encoder import ImageEncoder
 from .model import Clip
-from .onnx_runtime import open_session, quiet_exporter, save_atomically, weights_key
+from .onnx_runtime import open_session, quiet_exporter, weights_key
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def export(tower: ImageEncoder, path: Path) -> None:
             external_data=False,
             verbose=False,
         )
-    save_atomically(path, program.save)
+    write_atomically(path, lambda tmp: program.save(str(tmp)))
 
 
 def cached_graph(tower: ImageEncoder, cache_dir: Path) -> Path:

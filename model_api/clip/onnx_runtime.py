@@ -1,5 +1,5 @@
 """What both towers' ONNX Runtime paths share (`onnx_text`, `onnx_image`): a key naming the
-weights a graph was exported from, a quiet and atomic export, and sessions set up for a server
+weights a graph was exported from, a quiet export, and sessions set up for a server
 whose requests run in parallel.
 
 Each path exports its graph from the PyTorch tower the first time those weights are served and
@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,19 +44,6 @@ def quiet_exporter() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
-
-
-def save_atomically(path: Path, save: Callable[[str], object]) -> None:
-    """`save(name)` writes a file; it lands at `path` whole or not at all. The file is written
-    under a name of this process's own first, so that replicas starting together on one cache
-    (`make run` or Compose with several API replicas) never write into each other's file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        save(str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def open_session(path: Path, threads: int) -> onnxruntime.InferenceSession:

@@ -32,8 +32,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .files import write_atomically
 from .model import Clip
-from .onnx_runtime import open_session, quiet_exporter, save_atomically, weights_key
+from .onnx_runtime import open_session, quiet_exporter, weights_key
 from .text_encoder import FrozenSentenceEncoder, PretrainedTextEncoder, TextEncoderUnavailableError
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def export(sentence_model: Any, transformer: nn.Module, path: Path) -> None:
             external_data=False,
             verbose=False,
         )
-    save_atomically(path, program.save)
+    write_atomically(path, lambda tmp: program.save(str(tmp)))
 
 
 def graph_key(reference: FrozenSentenceEncoder) -> str:
@@ -138,7 +139,8 @@ def cached_export(reference: FrozenSentenceEncoder, cache_dir: Path) -> tuple[Pa
         log.info("exporting the text tower to %s (once for this tower)", graph)
         sentence_model = reference.model
         export(sentence_model, exportable_transformer(sentence_model), graph)
-        save_atomically(tokenizer, direct_tokenizer(sentence_model).save)  # with its truncation and padding
+        direct = direct_tokenizer(sentence_model)  # with its truncation and padding
+        write_atomically(tokenizer, lambda tmp: direct.save(str(tmp)))
     return graph, tokenizer
 
 
@@ -163,7 +165,7 @@ def quantized_graph(graph: Path) -> Path:
             str(graph), bits=8, block_size=INT8_BLOCK, is_symmetric=True, accuracy_level=INT8_ACCURACY_LEVEL
         )
         quantizer.process()
-        save_atomically(path, quantizer.model.save_model_to_file)
+        write_atomically(path, lambda tmp: quantizer.model.save_model_to_file(str(tmp)))
     return path
 
 

@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import load_file, safe_open, save_file
 
 from .data import Cifar10
+from .files import write_atomically
 from .inference import embed_images, embed_labels
 from .model import Clip
 
@@ -166,11 +167,12 @@ def save_calibration(calibration: OodCalibration, directory: Path) -> Path:
         "false_flag_rate": repr(calibration.false_flag_rate),
         "weights_sha256": calibration.weights_sha256,
     }
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.chmod(0o644)  # safetensors creates it owner-only; the API may run as another user (Compose)
-    tmp.replace(path)
-    return path
+
+    def save(tmp: Path) -> None:
+        save_file(tensors, str(tmp), metadata=metadata)
+        tmp.chmod(0o644)  # safetensors creates it owner-only; the API may run as another user (Compose)
+
+    return write_atomically(path, save)
 
 
 def read_calibration(directory: Path, weights_sha256: str) -> OodCalibration | None:

@@ -1,11 +1,10 @@
 """Figures written by main.py: training curve, confusion matrix, prediction bar chart.
 
-Every figure is saved to a temporary name and renamed, so a reader never sees half a PNG.
+Every figure is written atomically (`files.write_atomically`), so a reader never sees half a PNG.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,12 @@ matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from .files import write_atomically  # noqa: E402
+
 
 def _save(figure: plt.Figure, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    figure.savefig(tmp, dpi=100)
+    write_atomically(path, lambda tmp: figure.savefig(tmp, dpi=100))
     plt.close(figure)
-    os.replace(tmp, path)
 
 
 def training_curve(history: list[dict[str, Any]], path: Path) -> None:

@@ -22,7 +22,6 @@ import dataclasses
 import json
 import logging
 import math
-import os
 import random
 import time
 from dataclasses import dataclass
@@ -35,11 +34,12 @@ from tqdm import tqdm
 from . import distributed, plots
 from .attributes import NONE_CODE
 from .captions import CaptionSet, statable
-from .checkpoint import atomic_write_text, save_checkpoint
+from .checkpoint import save_checkpoint
 from .classifier import Classifier
 from .config import ClipConfig, ImageEncoderConfig, TrainConfig
 from .data import Cifar10, Split, augment, to_float
 from .distributed import SINGLE_PROCESS, Ranks, gather
+from .files import write_atomically, write_text_atomically
 from .hard_examples import PROXY_WIDTHS, HardExampleSelector
 from .hardware import Device, resolve_device
 from .image_encoder import ImageEncoder
@@ -402,9 +402,7 @@ class Trainer:
         }
 
     def save_state(self) -> None:
-        tmp = self.output / (STATE_FILE + ".tmp")
-        torch.save(self.state(), tmp)
-        os.replace(tmp, self.output / STATE_FILE)
+        write_atomically(self.output / STATE_FILE, lambda tmp: torch.save(self.state(), tmp))
 
     def resume(self) -> None:
         path = self.output / STATE_FILE
@@ -558,5 +556,5 @@ class Trainer:
         }
 
     def write_history(self) -> None:
-        atomic_write_text(self.output / "history.json", json.dumps(self.history, indent=2))
+        write_text_atomically(self.output / "history.json", json.dumps(self.history, indent=2))
         plots.training_curve(self.history, self.output / "training_curve.png")

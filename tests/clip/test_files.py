@@ -1,4 +1,4 @@
-"""Exports land whole, even when replicas starting on one cache write the same file at once."""
+"""Files land whole, even when replicas starting on one cache write the same file at once."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from model_api.clip.onnx_runtime import save_atomically
+from model_api.clip.files import write_atomically, write_text_atomically
 
 
 def slow_writer(content: bytes):
-    def save(name: str) -> None:
-        with open(name, "wb") as file:
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as file:
             for start in range(0, len(content), 1000):  # in pieces, so that writers overlap
                 file.write(content[start : start + 1000])
                 time.sleep(0.001)
@@ -28,7 +28,7 @@ def test_writers_at_once_leave_one_whole_file_and_no_leftovers(tmp_path: Path) -
 
     def write(content: bytes) -> None:
         try:
-            save_atomically(path, slow_writer(content))
+            write_atomically(path, slow_writer(content))
         except OSError as error:  # a writer whose file another moved away or truncated
             errors.append(error)
 
@@ -45,10 +45,19 @@ def test_writers_at_once_leave_one_whole_file_and_no_leftovers(tmp_path: Path) -
 def test_a_failed_save_leaves_nothing(tmp_path: Path) -> None:
     path = tmp_path / "tower.onnx"
 
-    def fails(name: str) -> None:
-        Path(name).write_bytes(b"half a gra")
+    def fails(tmp: Path) -> None:
+        tmp.write_bytes(b"half a gra")
         raise OSError("disk full")
 
     with pytest.raises(OSError, match="disk full"):
-        save_atomically(path, fails)
+        write_atomically(path, fails)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_temporary_name_keeps_the_suffix_writers_read_the_format_from(tmp_path: Path) -> None:
+    """numpy appends .npy to a name without it, and matplotlib picks the format from it."""
+    seen = []
+    write_atomically(tmp_path / "vectors.npy", lambda tmp: seen.append(tmp) or tmp.write_bytes(b"x"))
+    assert seen[0].suffix == ".npy" and seen[0].parent == tmp_path
+    assert write_text_atomically(tmp_path / "meta.json", "{}").read_text() == "{}"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["meta.json", "vectors.npy"]
