@@ -30,10 +30,11 @@ IMAGE_EMBEDDING = "flip-averaged"
 SHIFTED_VIEWS = ((-1, -1), (1, 1))
 SHIFTED_WEIGHT = 0.25
 # Classification takes the six views for an image whose top probability is below this
-# (`refine_unsure`): the least sure 10% of the shipped checkpoint's validation images. It scored
-# as 0.8 did (a fifth of the images) within one TEST image, for half the extra tower work
-# (BENCHMARKS.md, six views for the unsure).
-UNSURE_BELOW = 0.65
+# (`refine_unsure`): the least sure 10% of the shipped checkpoint's validation images, scored
+# against its classes' own words (`CaptionSet.label_prompts`; 0.65 before them). Refining 10% scored
+# as refining a fifth did within one TEST image, for half the extra tower work (BENCHMARKS.md,
+# six views for the unsure).
+UNSURE_BELOW = 0.73
 
 
 @contextlib.contextmanager
@@ -137,11 +138,12 @@ def embed_texts(model: Clip, texts: Sequence[str]) -> torch.Tensor:
 
 
 def embed_labels(model: Clip, labels: Sequence[str]) -> torch.Tensor:
-    """One embedding per label: the renormalised mean over its prompt ensemble (the templates of
-    the model's caption set). -> (L, D)"""
-    prompts = [prompt for label in labels for prompt in model.captions.label_prompts(label)]
-    per_prompt = embed_texts(model, prompts).view(len(labels), -1, model.config.embed_dim)
-    return torch.nn.functional.normalize(per_prompt.mean(dim=1), dim=-1)
+    """One embedding per label: the renormalised mean over its prompt ensemble
+    (`CaptionSet.label_prompts` of the model's caption set). -> (L, D)"""
+    ensembles = [model.captions.label_prompts(label) for label in labels]
+    per_prompt = embed_texts(model, [prompt for ensemble in ensembles for prompt in ensemble])  # (P, D)
+    means = [prompts.mean(dim=0) for prompts in per_prompt.split([len(ensemble) for ensemble in ensembles])]
+    return torch.nn.functional.normalize(torch.stack(means), dim=-1)
 
 
 def label_probabilities(model: Clip, image_embeddings: torch.Tensor, label_embeddings: torch.Tensor) -> torch.Tensor:

@@ -36,7 +36,14 @@ def test_a_missing_file_is_a_clear_error(tmp_path) -> None:
 def test_each_class_word_is_captioned_with_every_template() -> None:
     tiny = CaptionSet(("cat",), ("a {}.", "{}"), ("it is {}",), {"cat": ("cat", "kitten")}, {"cat": ("a pet",)})
     assert tiny.class_captions("cat") == ["a cat.", "cat", "a kitten.", "kitten", "it is a pet"]
+
+
+def test_a_typed_label_is_prompted_with_every_template_and_a_class_with_its_words() -> None:
+    tiny = CaptionSet(
+        ("cat",), ("a {}.", "{}"), ("it is {}", "{}"), {"cat": ("cat", "kitten")}, {"cat": ("a pet", "a mouser")}
+    )
     assert tiny.label_prompts("tabby") == ["a tabby.", "tabby"]
+    assert tiny.label_prompts("cat") == ["a cat.", "a kitten.", "it is a pet", "it is a mouser"]
 
 
 def test_training_captions_are_fixed_and_their_second_half_misspelled() -> None:

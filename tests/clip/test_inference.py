@@ -10,6 +10,7 @@ from model_api.clip.inference import (
     embed_images,
     embed_labels,
     embed_six_views,
+    embed_texts,
     label_probabilities,
     refine_unsure,
 )
@@ -60,6 +61,17 @@ def test_only_images_below_the_confidence_threshold_take_the_six_views(tiny_chec
     torch.testing.assert_close(refined[unsure], six[unsure], atol=1e-5, rtol=0)
     assert torch.equal(refined[~unsure], embeddings[~unsure])
     assert torch.equal(refine_unsure(model, images, embeddings, labels, below=0), embeddings)
+
+
+def test_each_label_is_the_mean_of_its_own_prompts(tiny_checkpoint) -> None:
+    """A class's ensemble (its words) and a typed label's (every template) differ in length; each
+    label gets the mean of its own."""
+    model, _ = load_checkpoint(tiny_checkpoint)
+    labels = [model.captions.classes[0], "a unicorn", model.captions.classes[1]]
+    ensembles = [model.captions.label_prompts(label) for label in labels]
+    assert len({len(ensemble) for ensemble in ensembles}) > 1
+    want = torch.stack([F.normalize(embed_texts(model, ensemble).mean(dim=0), dim=-1) for ensemble in ensembles])
+    torch.testing.assert_close(embed_labels(model, labels), want, atol=1e-5, rtol=0)
 
 
 @needs_cuda
