@@ -11,10 +11,10 @@ reader (`model_api.clip.attributes`) found what the query names in it:
   airplane in the sky.", "a dark photo of a cat."), grouped by attribute kind;
 - --queries: a hand-written set (default benchmarks/attribute_queries.json, written before any
   result was seen), reported whole.
-With --sheet, the hand-written set's top 10 are drawn one query a row, each image with its class
-and what the reader found, so that a person can judge the results by eye (the reader is right
-about three times in four); --generated-sheets draws the generated colour queries the same way
-but blind (the class alone under each image). Sheets show dataset images, so they go under .cache/.
+For judging by eye (the reader is right about three times in four), --written-sheets and
+--generated-sheets draw the hand-written queries' and the generated colour queries' top 10 on
+blind sheets: one query a row, the class alone under each image, never what the reader found,
+so that a person judges the pixels. Sheets show dataset images, so they go under .cache/.
 Beside each P@10 stands its class-only base rate: the share of the class's test images that
 have the attribute, which is what a search that only knows the class scores on average.
 
@@ -38,10 +38,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from attribute_report import contact_sheet, describe  # noqa: E402  (this folder is on sys.path when run as a script)
+from attribute_report import contact_sheet  # noqa: E402  (this folder is on sys.path when run as a script)
 from reporting import add_data_arguments, save_json  # noqa: E402
 
-from model_api.clip.attributes import COLOURS, LIGHTS, NONE_CODE, SCENES, decode_attributes  # noqa: E402
+from model_api.clip.attributes import COLOURS, LIGHTS, NONE_CODE, SCENES  # noqa: E402
 from model_api.clip.checkpoint import load_checkpoint  # noqa: E402
 from model_api.clip.data import Split, load_cifar10  # noqa: E402
 from model_api.clip.inference import embed_images, embed_labels, embed_texts  # noqa: E402
@@ -159,33 +159,30 @@ def colour_group_accuracy(model, images: torch.Tensor, split: Split, classes: tu
     return results
 
 
-def draw_top10(
-    queries: list[dict[str, Any]], similarity: torch.Tensor, split: Split, classes, path: Path, blind: bool = False
-) -> None:
-    """One row per query: its top 10, each tile with rank, class and the reader's attributes
-    (with `blind`, the class alone, so that a person judges the pixels, not the reader)."""
+def draw_top10(queries: list[dict[str, Any]], similarity: torch.Tensor, split: Split, classes, path: Path) -> None:
+    """One row per query: its top 10, each tile with its rank and class only, so that a person
+    judges the pixels, not the reader."""
     top10 = similarity.topk(10, dim=1).indices  # (Q, 10)
-    attributes = decode_attributes(split.attributes[top10.flatten()])
     captions = []
     for q, query in enumerate(queries):
         for rank, index in enumerate(top10[q].tolist()):
             heading = f"{q}: {query['query']}"[:16] if rank == 0 else f"{q}.{rank + 1}"
-            reader = [] if blind else describe(attributes[q * 10 + rank])
-            captions.append([f"{heading} {classes[split.labels[index]]}"[:18], *reader])
+            captions.append([f"{heading} {classes[split.labels[index]]}"[:18]])
     contact_sheet(split.images[top10.flatten()], captions, path)
 
 
-SHEET_ROWS = 13  # queries per blind sheet: 52 generated colour queries make four
+SHEET_ROWS = 13  # queries per sheet, few enough to read at a glance: 52 generated colour queries make four
 
 
-def draw_generated_colour(queries, similarity: torch.Tensor, split: Split, classes, folder: Path) -> None:
-    """The generated colour queries' top 10 on blind sheets, SHEET_ROWS queries each, numbered
-    as in the JSON's list of generated colour queries."""
-    rows = [q for q, query in enumerate(queries) if query["kind"] == "colour"]
+def draw_sheets(
+    queries, similarity: torch.Tensor, split: Split, classes, rows: list[int], folder: Path, stem: str
+) -> None:
+    """The top 10 of queries[rows] on blind sheets of SHEET_ROWS queries each, folder/stem_NN.png,
+    NN the position in `rows` of the sheet's first query."""
     for start in range(0, len(rows), SHEET_ROWS):
         chosen = rows[start : start + SHEET_ROWS]
-        path = folder / f"generated_colour_{start:02d}.png"
-        draw_top10([queries[q] for q in chosen], similarity[chosen], split, classes, path, blind=True)
+        path = folder / f"{stem}_{start:02d}.png"
+        draw_top10([queries[q] for q in chosen], similarity[chosen], split, classes, path)
 
 
 def run(
@@ -193,7 +190,7 @@ def run(
     queries_path: Path,
     data_source: str,
     cache_dir: Path,
-    sheet: Path | None = None,
+    written_sheets: Path | None = None,
     generated_sheets: Path | None = None,
 ) -> dict[str, Any]:
     model, _ = load_checkpoint(checkpoint)
@@ -206,10 +203,11 @@ def run(
     ):
         similarity = embed_texts(model, [query["query"] for query in queries]) @ images.T  # (Q, N)
         scored = score(queries, similarity, data.test, data.classes)
-        if name == "written" and sheet:
-            draw_top10(queries, similarity, data.test, data.classes, sheet)
+        if name == "written" and written_sheets:
+            draw_sheets(queries, similarity, data.test, data.classes, list(range(len(queries))), written_sheets, name)
         if name == "generated" and generated_sheets:
-            draw_generated_colour(queries, similarity, data.test, data.classes, generated_sheets)
+            colour = [q for q, query in enumerate(queries) if query["kind"] == "colour"]
+            draw_sheets(queries, similarity, data.test, data.classes, colour, generated_sheets, "generated_colour")
         kinds = sorted({r.get("kind", "written") for r in scored})
         results[name] = {
             "all": summary(scored),
@@ -245,12 +243,14 @@ def main() -> None:
     parser.add_argument("--queries", type=Path, default=QUERIES)
     add_data_arguments(parser)
     parser.add_argument("--json", type=Path, help="write every figure and the per-query results here")
-    parser.add_argument("--sheet", type=Path, help="contact sheet of the written queries' top 10 (under .cache/)")
+    parser.add_argument(
+        "--written-sheets", type=Path, help="folder (under .cache/) for blind sheets of the written queries"
+    )
     parser.add_argument(
         "--generated-sheets", type=Path, help="folder (under .cache/) for blind sheets of the generated colour queries"
     )
     args = parser.parse_args()
-    results = run(args.checkpoint, args.queries, args.data, args.cache_dir, args.sheet, args.generated_sheets)
+    results = run(args.checkpoint, args.queries, args.data, args.cache_dir, args.written_sheets, args.generated_sheets)
     print_summary(results)
     save_json(results, args.json)
 
