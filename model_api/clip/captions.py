@@ -166,14 +166,16 @@ class CaptionSet:
     def label_prompts(self, label: str) -> list[str]:
         """The prompt ensemble for one label. A label that names a class stands for every word
         the class was trained with (its name, synonyms and kinds), each once in the first
-        template ("a photo of a sedan."); any other label (typed) goes into every template.
+        template ("a photo of a sedan."); any other label (typed), and a class the set has no
+        words for, goes into every template.
         Against the class name in every template, the class's words raised the shipped
         checkpoint's validation accuracy and class-prompt retrieval; its descriptions too
         added nothing measurable for three times the text tower's work at the API's start
         (BENCHMARKS.md, class prompts from the class's words)."""
-        if label not in self.classes:
+        words = self.vocabulary.get(label)  # only classes have words
+        if not words:
             return [template.format(label) for template in self.templates]
-        return [self.templates[0].format(word) for word in self.vocabulary.get(label, (label,))]
+        return [self.templates[0].format(word) for word in words]
 
 
 def statable(codes: list[int]) -> list[str]:
