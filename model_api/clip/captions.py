@@ -172,7 +172,8 @@ class CaptionSet:
         checkpoint's validation accuracy and class-prompt retrieval; its descriptions too
         added nothing measurable for three times the text tower's work at the API's start
         (BENCHMARKS.md, class prompts from the class's words)."""
-        words = self.vocabulary.get(label)  # only classes have words
+        # Only classes have words; "Cat" names the class "cat" too.
+        words = next((words for name, words in self.vocabulary.items() if name.casefold() == label.casefold()), ())
         if not words:
             return [template.format(label) for template in self.templates]
         return [self.templates[0].format(word) for word in words]

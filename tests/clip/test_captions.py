@@ -41,7 +41,7 @@ def test_each_class_word_is_captioned_with_every_template() -> None:
 def test_a_typed_label_is_prompted_with_every_template_and_a_class_with_its_words() -> None:
     tiny = CaptionSet(("cat", "dog"), ("a {}.", "{}"), ("it is {}",), {"cat": ("cat", "kitten")}, {"cat": ("a pet",)})
     assert tiny.label_prompts("tabby") == ["a tabby.", "tabby"]
-    assert tiny.label_prompts("cat") == ["a cat.", "a kitten."]
+    assert tiny.label_prompts("cat") == tiny.label_prompts("Cat") == ["a cat.", "a kitten."]
     assert tiny.label_prompts("dog") == ["a dog.", "dog"]  # a class without words of its own
 
 
