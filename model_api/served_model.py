@@ -148,8 +148,10 @@ class ServedModel:
         self.config = config
         self.checkpoint = checkpoint
         self.sha256 = weights_sha256(checkpoint)
-        # Identifies what made a stored image vector: these weights, embedding as `embed_images` does.
-        self.vectors_id = f"{self.sha256[:16]}-{IMAGE_EMBEDDING}"
+        # Identifies what made a stored image vector: these weights, embedding as `embed_images`
+        # does, in int8 or not (an int8 vector is close to the float one, mean cosine 0.9995, not equal).
+        int8 = isinstance(model.visual, OnnxImageTower) and model.visual.int8
+        self.vectors_id = f"{self.sha256[:16]}-{IMAGE_EMBEDDING}{'-int8' if int8 else ''}"
         self.caption_vectors_id = f"{self.sha256[:16]}-{CAPTION_EMBEDDING}"
         self.metrics = read_metrics(checkpoint)  # read once: /v1/info serves them on every page view
         self.ood = read_calibration(checkpoint, self.sha256)
@@ -168,7 +170,9 @@ class ServedModel:
         device = resolve_device(settings.device)  # CLIP_DEVICE
         model, config = load_checkpoint(settings.checkpoint, settings.text_encoder_path, device)
         use_text_backend(model, settings.text_backend, settings.cache_dir / "onnx", settings.text_threads)
-        use_image_backend(model, settings.image_backend, settings.cache_dir / "onnx", settings.image_threads)
+        use_image_backend(
+            model, settings.image_backend, settings.cache_dir / "onnx", settings.image_threads, settings.checkpoint
+        )
         served = cls(
             model,
             config,

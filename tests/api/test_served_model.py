@@ -14,7 +14,7 @@ from model_api.clip.hardware import DeviceUnavailableError
 from model_api.clip.image_encoder import ImageEncoder
 from model_api.clip.inference import embed_texts
 from model_api.clip.model import Clip
-from model_api.clip.onnx_image import OnnxImageTower
+from model_api.clip.onnx_image import INT8_FILE, OnnxImageTower, quantize
 from model_api.clip.onnx_text import OnnxSentenceEncoder
 from model_api.clip.text_encoder import FrozenSentenceEncoder
 from model_api.served_model import QueryEncoder, ServedModel, image_tower_thread
@@ -58,6 +58,24 @@ def test_the_image_backend_setting_picks_the_runtime_and_both_classify_alike(tmp
     onnx, reference = (served[backend].classify(images, ["cat", "truck", "a red car"], 3) for backend in served)
     for fast, slow in zip(onnx, reference, strict=True):
         assert [label for label, _ in fast.ranking] == [label for label, _ in slow.ranking]
+
+
+def test_a_checkpoint_with_an_int8_tower_is_served_in_int8_and_its_vectors_are_kept_apart(tmp_path) -> None:
+    """Served where the CPU computes in fp32 (`auto`), else asked for: an int8 vector is close to
+    the float one, not equal, so the store keeps it under a key of its own."""
+    torch.manual_seed(0)
+    model = Clip(TINY_MODEL, CAPTIONS)
+    save_checkpoint(model, tmp_path / "checkpoint", {})
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    quantize(model.visual.eval(), images, tmp_path / "checkpoint" / INT8_FILE)
+    served = {
+        backend: ServedModel.load(
+            build_settings(tmp_path / "checkpoint", None, tmp_path / "store", image_backend=backend)
+        )
+        for backend in ("onnx-int8", "onnx")
+    }
+    assert served["onnx-int8"].model.visual.int8 and not served["onnx"].model.visual.int8
+    assert served["onnx-int8"].vectors_id == served["onnx"].vectors_id + "-int8"
 
 
 @pytest.mark.parametrize("config", [TINY_MODEL, TINY_MINILM_MODEL], ids=["scratch tower", "frozen MiniLM"])

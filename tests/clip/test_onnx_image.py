@@ -13,7 +13,7 @@ from model_api.clip import hardware
 from model_api.clip.image_encoder import ImageEncoder
 from model_api.clip.inference import embed_images, prepare_for_inference
 from model_api.clip.model import Clip
-from model_api.clip.onnx_image import OnnxImageTower, cached_graph, use_image_backend
+from model_api.clip.onnx_image import INT8_FILE, OnnxImageTower, cached_graph, quantize, use_image_backend
 from tests.conftest import CAPTIONS, TINY_MODEL
 
 
@@ -74,3 +74,36 @@ def test_auto_takes_onnx_only_where_the_cpu_computes_in_fp32(monkeypatch, onnx_d
     monkeypatch.setattr(hardware, "bf16_is_fast", lambda: True)  # PyTorch's bf16 autocast is faster there
     assert isinstance(use_image_backend(trained_looking_clip(), "auto", onnx_dir).visual, ImageEncoder)
     assert isinstance(use_image_backend(trained_looking_clip(), "torch", onnx_dir).visual, ImageEncoder)
+
+
+@pytest.fixture(scope="module")
+def int8_checkpoint(models, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the int8 graph of the reference's tower, calibrated on random images."""
+    reference, _ = models
+    folder = tmp_path_factory.mktemp("checkpoint")
+    quantize(reference.visual, random_images(256), folder / INT8_FILE)
+    return folder
+
+
+def test_the_int8_tower_embeds_images_close_to_the_float_one(models, int8_checkpoint: Path, onnx_dir: Path) -> None:
+    reference, _ = models
+    int8 = use_image_backend(copy.deepcopy(reference), "onnx-int8", onnx_dir, checkpoint=int8_checkpoint)
+    assert isinstance(int8.visual, OnnxImageTower) and int8.visual.int8
+    images = random_images(300)
+    cosines = (embed_images(int8, images) * embed_images(reference, images)).sum(dim=1)
+    assert cosines.min() > 0.98
+
+
+def test_auto_takes_the_int8_graph_only_when_it_was_made_from_these_weights(
+    monkeypatch, models, int8_checkpoint: Path, onnx_dir: Path
+) -> None:
+    monkeypatch.setattr(hardware, "bf16_is_fast", lambda: False)
+    reference, _ = models
+    assert use_image_backend(copy.deepcopy(reference), "auto", onnx_dir, checkpoint=int8_checkpoint).visual.int8
+    assert not use_image_backend(copy.deepcopy(reference), "onnx", onnx_dir, checkpoint=int8_checkpoint).visual.int8
+    other = copy.deepcopy(reference)
+    with torch.no_grad():
+        other.visual.groups[0].first[0].weight[0, 0, 0, 0] += 1e-3
+    assert not use_image_backend(copy.deepcopy(other), "auto", onnx_dir, checkpoint=int8_checkpoint).visual.int8
+    with pytest.raises(FileNotFoundError, match=INT8_FILE):
+        use_image_backend(other, "onnx-int8", onnx_dir, checkpoint=int8_checkpoint)
