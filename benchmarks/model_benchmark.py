@@ -15,29 +15,17 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reporting import save_json  # noqa: E402  (this folder is on sys.path when run as a script)
+from reporting import median_seconds, save_json  # noqa: E402  (this folder is on sys.path when run as a script)
 
 from model_api.clip.checkpoint import load_checkpoint  # noqa: E402
 from model_api.clip.hardware import Device, bf16_is_fast  # noqa: E402
 from model_api.clip.inference import embed_images, embed_texts  # noqa: E402
-
-
-def median_seconds(fn, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    timings = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        timings.append(time.perf_counter() - started)
-    return statistics.median(timings)
 
 
 def cpu_device(bf16: bool, memory_format: torch.memory_format = torch.channels_last) -> Device:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reporting import add_data_arguments, save_json  # noqa: E402  (this folder is on sys.path as a script)
+from reporting import add_data_arguments, median_seconds, save_json  # noqa: E402  (this folder is on sys.path as a script)
 
 from model_api.clip.checkpoint import load_checkpoint  # noqa: E402
 from model_api.clip.data import load_cifar10  # noqa: E402
@@ -38,22 +37,11 @@ CALIBRATION_IMAGES = 512  # and their mirrors; 512 and 2,048 gave the same range
 PAIR_REPEATS = 300
 
 
-def seconds_per_call(call, repeats: int) -> float:
-    """Median wall time of `call()`, after one untimed call."""
-    call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def speed(model, images: torch.Tensor) -> dict[str, float]:
     torch.set_num_threads(1)  # as the served tower's thread on ONNX Runtime
     return {
-        "upload_with_mirror_ms": 1000 * seconds_per_call(lambda: embed_images(model, images[:1]), PAIR_REPEATS),
-        "images_per_s": 2560 / seconds_per_call(lambda: embed_images(model, images[:2560]), 3),
+        "upload_with_mirror_ms": 1000 * median_seconds(lambda: embed_images(model, images[:1]), PAIR_REPEATS),
+        "images_per_s": 2560 / median_seconds(lambda: embed_images(model, images[:2560]), 3, warmup=1),
     }
 
 

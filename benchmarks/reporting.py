@@ -1,10 +1,13 @@
-"""What every benchmark shares: where the data comes from, and the JSON file of figures that
-BENCHMARKS.md cites."""
+"""What every benchmark shares: where the data comes from, how a call is timed, and the JSON
+file of figures that BENCHMARKS.md cites."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from model_api.settings import Settings
@@ -15,6 +18,18 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     settings = Settings()
     parser.add_argument("--data", default=settings.data_source, help="dataset: local copy or hub name")
     parser.add_argument("--cache-dir", type=Path, default=settings.cache_dir, help="decoded dataset arrays")
+
+
+def median_seconds(call: Callable[[], object], repeats: int, warmup: int = 3) -> float:
+    """Median wall time of `call()` over `repeats` calls, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        call()
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
 
 
 def save_json(results: dict, path: Path | None) -> None:
