@@ -68,8 +68,8 @@ class Settings(BaseSettings):
     # lone upload on the wide tower took 10.5-10.8 ms with one and 7.9-8.8 ms with two (BENCHMARKS.md).
     image_threads: int = Field(2, ge=1, description="PyTorch or ONNX Runtime threads of the image tower's thread")
     # auto: ONNX Runtime where the CPU computes in fp32 (an upload and its mirror in two thirds of
-    # PyTorch's time there), in int8 where the checkpoint has an int8 graph of its weights (about
-    # half the time again), PyTorch where the CPU has native bf16 and on GPUs (onnx_image.py).
+    # PyTorch's time there), in int8 where the checkpoint has an int8 graph of its weights (twice
+    # the images per second again), PyTorch where the CPU has native bf16 and on GPUs (onnx_image.py).
     image_backend: ImageBackend = Field(
         "auto", description="runtime of the image tower: auto, onnx, onnx-int8 (the checkpoint's int8 graph) or torch"
     )

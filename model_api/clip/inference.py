@@ -31,9 +31,9 @@ SHIFTED_VIEWS = ((-1, -1), (1, 1))
 SHIFTED_WEIGHT = 0.25
 # Classification takes the six views for an image whose top probability is below this
 # (`refine_unsure`): the least sure 10% of the shipped checkpoint's validation images, scored
-# against its classes' words (`CaptionSet.label_prompts`; 0.65 against the class names alone). Refining 10% scored
-# as refining a fifth did within one TEST image, for half the extra tower work (BENCHMARKS.md,
-# six views for the unsure).
+# against its classes' words (`CaptionSet.label_prompts`; 0.65 against the class names alone).
+# Refining 10% scored as refining a fifth did within one TEST image, for half the extra tower
+# work (BENCHMARKS.md, six views for the unsure).
 UNSURE_BELOW = 0.72
 
 

@@ -10,9 +10,10 @@ inference speed) and fp32 graphs cannot match it, and on a GPU PyTorch is the ru
 The graph ends at the tower's pooled features; the trained projection and standardisation stay
 in PyTorch (`Clip.project_image`), one small product per image.
 
-With int8 weights and activations (`quantize`) the tower runs about twice as fast again. That
-graph is calibrated on training images, so it is made once per checkpoint, where the data is,
-and kept beside the weights (`INT8_FILE`); a server without it runs the float graph.
+With int8 weights and activations (`quantize`) the tower embeds twice as many images a second
+again, and an upload is classified a quarter faster over HTTP. That graph is calibrated on
+training images, so it is made once per checkpoint, where the data is, and kept beside the
+weights (`INT8_FILE`); a server without it runs the float graph.
 """
 
 from __future__ import annotations
