@@ -5,6 +5,7 @@ python main.py --mode TRAIN --text-encoder scratch --output runs/scratch   (text
 python main.py --mode TEST --report report.json
 python main.py --idx 7 --labels "cat,dog,vehicle" --save prediction.png   (INFERENCE, the default)
 python main.py --mode INDEX --folder ~/Pictures   (into the API's gallery store; run again to resume)
+python main.py --mode JOIN --members runs/a/best runs/b/best --output runs/joint   (two checkpoints as one)
 torchrun --nproc-per-node 2 main.py --mode TRAIN --output runs/ddp   (one process per GPU, or CPU processes)
 """
 
@@ -43,7 +44,8 @@ class UsageError(ValueError):
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", type=str.upper, choices=("TRAIN", "TEST", "INFERENCE", "INDEX"), default="INFERENCE")
+    modes = ("TRAIN", "TEST", "INFERENCE", "INDEX", "JOIN")
+    parser.add_argument("--mode", type=str.upper, choices=modes, default="INFERENCE")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="checkpoint directory")
     parser.add_argument(
         "--data",
@@ -166,6 +168,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(CLIP_DATABASE_URL, else CLIP_STORE_DIR; CLIP_CHECKPOINT), skipping files already stored",
     )
     index.add_argument("--folder", type=Path, help="folder of images (searched recursively)")
+    joint = parser.add_argument_group(
+        "JOIN",
+        "writes to --output one checkpoint that scores as the weighted mean of its members' cosines "
+        "(model_api/clip/joint.py)",
+    )
+    joint.add_argument("--members", type=Path, nargs="+", help="checkpoint directories, two or more")
+    joint.add_argument("--member-weights", type=float, nargs="+", help="one per member (default: equal weights)")
     return parser.parse_args(argv)
 
 
@@ -352,6 +361,26 @@ def run_index(args: argparse.Namespace) -> None:
         print(f"unreadable: {path}: {reason}")
 
 
+def run_join(args: argparse.Namespace) -> None:
+    from model_api.clip.checkpoint import load_checkpoint, read_config, save_checkpoint, weights_sha256
+    from model_api.clip.joint import join
+
+    members = args.members or []
+    weights = args.member_weights or [1.0] * len(members)
+    if len(members) < 2 or len(weights) != len(members):
+        raise UsageError("--mode JOIN needs --members with two or more checkpoints and, if given, one weight each")
+    configs = [read_config(member) for member in members]
+    if len({config["train"]["val_size"] for config in configs}) > 1:
+        raise UsageError("the members hold out different validation images (train.val_size): no split scores them all")
+    joint = join([load_checkpoint(member, args.text_encoder_path)[0] for member in members], weights)
+    joined_from = [
+        {"checkpoint": str(member), "sha256": weights_sha256(member), "weight": weight, "metrics": config["metrics"]}
+        for member, weight, config in zip(members, joint.config.member_weights, configs, strict=True)
+    ]
+    save_checkpoint(joint, args.output, {"train": configs[0]["train"], "joined_from": joined_from})
+    print(f"joined {len(members)} checkpoints (weights {list(joint.config.member_weights)}) into {args.output}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     launch = Torchrun()
@@ -362,11 +391,12 @@ def main(argv: list[str] | None = None) -> int:
     from model_api.clip.checkpoint import CheckpointError
     from model_api.clip.data import DataUnavailableError
     from model_api.clip.hardware import DeviceUnavailableError
+    from model_api.clip.joint import JoinError
     from model_api.clip.preprocess import InvalidImageError
     from model_api.clip.text_encoder import TextEncoderUnavailableError
     from model_api.clip.train import DataCaptionMismatchError, ResumeMismatchError, ShardTooSmallError
 
-    modes = {"TRAIN": run_train, "TEST": run_test, "INFERENCE": run_inference, "INDEX": run_index}
+    modes = {"TRAIN": run_train, "TEST": run_test, "INFERENCE": run_inference, "INDEX": run_index, "JOIN": run_join}
     if launch.world_size > 1 and args.mode != "TRAIN":
         print(f"error: torchrun starts TRAIN only; run --mode {args.mode} as one process", file=sys.stderr)
         return 2
@@ -378,6 +408,7 @@ def main(argv: list[str] | None = None) -> int:
         DataUnavailableError,
         DeviceUnavailableError,
         InvalidImageError,
+        JoinError,
         ResumeMismatchError,
         ShardTooSmallError,
         TextEncoderUnavailableError,

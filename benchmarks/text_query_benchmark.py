@@ -83,8 +83,8 @@ def shared_stages(model, queries: list[str], seed: int) -> dict:
     """Stages that are the same on both backends."""
     spelling = model.text.spelling
     misspelled = [query for query in queries if is_misspelled(query)]
-    vectors = np.random.default_rng(seed).standard_normal((GALLERY, model.config.embed_dim)).astype(np.float32)
-    index = EmbeddingIndex(model.config.embed_dim)
+    vectors = np.random.default_rng(seed).standard_normal((GALLERY, model.config.dim)).astype(np.float32)
+    index = EmbeddingIndex(model.config.dim)
     index.add(np.arange(GALLERY), vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
     query_vector = embed_texts(model, queries[:1]).numpy()
     return {

@@ -113,3 +113,22 @@ def tiny_checkpoint(tiny_run: Path, tiny_data) -> Path:
     model, _ = load_checkpoint(checkpoint)
     save_calibration(calibrate(model, tiny_data, TINY_RECIPE.val_size, weights_sha256(checkpoint))[0], checkpoint)
     return checkpoint
+
+
+def trained_looking_clip(config: ClipConfig | None = None, seed: int = 0):
+    """An initialised CLIP (the tiny one by default) whose norms carry statistics a trained one
+    would have, so that a graph or a join must carry them too; ready for inference."""
+    from model_api.clip.inference import prepare_for_inference
+    from model_api.clip.model import Clip
+
+    torch.manual_seed(seed)
+    model = Clip(config or TINY_MODEL, CAPTIONS)
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.running_mean.normal_()
+            module.running_var.uniform_(0.5, 2.0)
+            if module.bias is not None:
+                torch.nn.init.normal_(module.bias)
+    with torch.no_grad():
+        model.logit_scale.fill_(2.0 + seed)
+    return prepare_for_inference(model)

@@ -180,3 +180,23 @@ def test_index_adds_a_folder_to_the_apis_store_and_a_second_run_skips_it(tiny_ch
     assert "added 0, skipped 3 already stored, 1 unreadable" in second.stdout
     missing = subprocess.run([*command[:-1], str(tmp_path / "nowhere")], capture_output=True, text=True, env=env)
     assert_one_line_error(missing, "--folder")
+
+
+def test_join_writes_one_checkpoint_that_test_mode_scores(run, tiny_checkpoint, tmp_path) -> None:
+    from model_api.clip.checkpoint import save_checkpoint
+    from tests.conftest import TINY_MINILM_MODEL, trained_looking_clip
+
+    members = [tmp_path / "first", tmp_path / "second"]
+    for seed, member in enumerate(members):
+        metadata = {"train": {"val_size": 40}, "metrics": {"val_accuracy": 0.5}}
+        save_checkpoint(trained_looking_clip(TINY_MINILM_MODEL, seed), member, metadata)
+    joined = tmp_path / "joint"
+    args = ["--mode", "JOIN", "--members", *map(str, members), "--member-weights", "2", "1", "--output", str(joined)]
+    result = run(*args)
+    assert result.returncode == 0, result.stderr
+    model, config = load_checkpoint(joined)
+    assert model.config.member_weights == pytest.approx((2 / 3, 1 / 3))
+    assert [member["sha256"] for member in config["joined_from"]] == [weights_sha256(member) for member in members]
+    assert run("--mode", "TEST", "--checkpoint", str(joined)).returncode == 0
+    trained_alone = ["--mode", "JOIN", "--members", str(tiny_checkpoint), str(members[0]), "--output", str(joined)]
+    assert_one_line_error(run(*trained_alone), "sentence encoder")  # the tiny checkpoint's text tower is scratch

@@ -65,19 +65,39 @@ class ClipConfig:
     # Warmer than CLIP's 0.07, which learned markedly slower in the first steps here (BENCHMARKS.md, defaults).
     init_temperature: float = 0.2
     max_logit_scale: float = 100.0  # CLIP clamps exp(logit_scale) here
+    # A joint of trained CLIPs (`joint.join`): the other members' image towers, beside `image`,
+    # and every member's weight. Its vectors are the members' embed_dim unit vectors end to end,
+    # each times the square root of its weight, so that the cosine of two of them is the
+    # members' cosines averaged with these weights. A trained CLIP is one member of weight 1.
+    joined_images: tuple[ImageEncoderConfig, ...] = ()
+    member_weights: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self) -> None:
+        towers = 1 + len(self.joined_images)
+        if len(self.member_weights) != towers:
+            raise ValueError(f"{len(self.member_weights)} member weights for {towers} image towers")
+        if min(self.member_weights) <= 0 or abs(sum(self.member_weights) - 1) > 1e-6:
+            raise ValueError(f"member weights must be positive and sum to 1, got {self.member_weights}")
+
+    @property
+    def dim(self) -> int:
+        """Length of the model's vectors: embed_dim for each member."""
+        return self.embed_dim * len(self.member_weights)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ClipConfig:
-        image = dict(raw.get("image", {}))
-        if "widths" in image:
-            image["widths"] = tuple(image["widths"])
+        def image_config(image: dict[str, Any]) -> ImageEncoderConfig:
+            return ImageEncoderConfig(**{**image, **({"widths": tuple(image["widths"])} if "widths" in image else {})})
+
         return cls(
-            image=ImageEncoderConfig(**image),
+            image=image_config(raw.get("image", {})),
             text=TextEncoderConfig(**raw.get("text", {})),
-            **{k: v for k, v in raw.items() if k not in ("image", "text")},
+            joined_images=tuple(image_config(image) for image in raw.get("joined_images", ())),
+            member_weights=tuple(raw.get("member_weights", (1.0,))),
+            **{k: v for k, v in raw.items() if k not in ("image", "text", "joined_images", "member_weights")},
         )
 
 

@@ -51,7 +51,7 @@ def evaluate(model: Clip, split: Split, classes: tuple[str, ...]) -> dict[str, A
     images, and under `single_view` the figures for one view of each image."""
     started = time.perf_counter()
     single_view, mirrored = embed_views(model, split.images)
-    image_embeddings = average_views(single_view, mirrored)
+    image_embeddings = average_views(model, single_view, mirrored)
     seconds = time.perf_counter() - started
     class_embeddings = embed_labels(model, classes)
     classified = refine_unsure(model, split.images, image_embeddings, class_embeddings)

@@ -61,7 +61,7 @@ def embed_images(
     it indexes; one upload hardly notices. `mirror=False` encodes the image alone.
     """
     views = _encode(model, images, batch_size, device, mirror)  # (N, V, D)
-    return average_views(views[:, 0], views[:, 1]) if mirror else views[:, 0]
+    return average_views(model, views[:, 0], views[:, 1]) if mirror else views[:, 0]
 
 
 def embed_views(
@@ -86,12 +86,12 @@ def _encode(model: Clip, images: torch.Tensor, batch_size: int, device: Device |
                 batch = torch.cat([batch, batch.flip(-1)])
             embeddings = model.encode_image(batch.contiguous(memory_format=device.memory_format))  # (V*B, D)
             chunks.append(torch.stack(embeddings.chunk(views), dim=1).cpu())  # (B, V, D)
-    return torch.cat(chunks) if chunks else torch.empty(0, views, model.config.embed_dim)
+    return torch.cat(chunks) if chunks else torch.empty(0, views, model.config.dim)
 
 
-def average_views(embeddings: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
+def average_views(model: Clip, embeddings: torch.Tensor, mirrored: torch.Tensor) -> torch.Tensor:
     """The flip-averaged embedding, from the (N, D) embeddings of images and of their mirrors."""
-    return torch.nn.functional.normalize(embeddings + mirrored, dim=-1)
+    return model.unit(embeddings + mirrored)
 
 
 def embed_six_views(
@@ -104,7 +104,7 @@ def embed_six_views(
     shifted = torch.cat([shift(images, dx, dy) for dx, dy in SHIFTED_VIEWS])
     pairs = embed_images(model, shifted, device=device).view(len(SHIFTED_VIEWS), len(images), -1)
     unshifted_weight = 1 - SHIFTED_WEIGHT * len(SHIFTED_VIEWS)
-    return torch.nn.functional.normalize(unshifted_weight * flip_averaged + SHIFTED_WEIGHT * pairs.sum(0), dim=-1)
+    return model.unit(unshifted_weight * flip_averaged + SHIFTED_WEIGHT * pairs.sum(0))
 
 
 def refine_unsure(

@@ -1,4 +1,4 @@
-"""The image tower run by ONNX Runtime: `ImageEncoder`'s function in less time on a CPU without
+"""The image tower run by ONNX Runtime: `Clip.visual`'s function in less time on a CPU without
 native bf16, an upload and its mirror embedded in 9.3-9.4 against 10.7-11.3 ms and the gallery at
 15-35% more images/s on machine B (BENCHMARKS.md, the image tower on ONNX Runtime). Every served
 classification and every image the gallery indexes goes through it.
@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import onnxruntime
 import torch
@@ -30,9 +30,11 @@ from torch import nn
 from .data import to_float
 from .files import write_atomically
 from .hardware import device_of
-from .image_encoder import ImageEncoder
-from .model import Clip
+from .model import Clip, ImageTower
 from .onnx_runtime import open_session, quiet_exporter, weights_key
+
+if TYPE_CHECKING:
+    import onnx
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ INT8_FILE = "image_tower_int8.onnx"  # in the checkpoint directory
 WEIGHTS_KEY = "weights_key"  # the int8 graph's metadata: `weights_key` of the tower it was made from
 
 
-def export(tower: ImageEncoder, path: Path) -> None:
+def export(tower: ImageTower, path: Path) -> None:
     """Write the tower's graph, for any batch of (3, 32, 32) images, to `path`."""
     sample = torch.rand(2, 3, 32, 32)
     with quiet_exporter(), torch.no_grad():
@@ -63,7 +65,7 @@ def export(tower: ImageEncoder, path: Path) -> None:
     write_atomically(path, lambda tmp: program.save(str(tmp)))
 
 
-def cached_graph(tower: ImageEncoder, cache_dir: Path) -> Path:
+def cached_graph(tower: ImageTower, cache_dir: Path) -> Path:
     """The tower's ONNX file in `cache_dir`, exported first if these weights have none yet."""
     path = Path(cache_dir) / f"image-tower-{weights_key(tower, GRAPH)}.onnx"
     if not path.exists():
@@ -72,7 +74,7 @@ def cached_graph(tower: ImageEncoder, cache_dir: Path) -> Path:
     return path
 
 
-def quantize(tower: ImageEncoder, images: torch.Tensor, path: Path) -> Path:
+def quantize(tower: ImageTower, images: torch.Tensor, path: Path) -> Path:
     """Write the tower with int8 weights (per output channel) and int8 activations to `path`:
     ONNX Runtime's static quantisation, its activation ranges calibrated on `images` ((N, 3, 32,
     32) uint8 training images) and their mirrors. The frozen whitening conv stays in float: its
@@ -103,7 +105,7 @@ def quantize(tower: ImageEncoder, images: torch.Tensor, path: Path) -> Path:
         graph, prepared, int8 = (Path(folder) / f"{name}.onnx" for name in ("float", "prepared", "int8"))
         export(tower, graph)
         quant_pre_process(str(graph), str(prepared), skip_symbolic_shape=True)
-        whitening = next(node.name for node in onnx.load(str(prepared)).graph.node if node.op_type == "Conv")
+        whitening = whitening_convs(onnx.load(str(prepared)))
         quantize_static(
             str(prepared),
             str(int8),
@@ -113,14 +115,21 @@ def quantize(tower: ImageEncoder, images: torch.Tensor, path: Path) -> Path:
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
-            nodes_to_exclude=[whitening],
+            nodes_to_exclude=whitening,
         )
         quantized = onnx.load(str(int8))
     onnx.helper.set_model_props(quantized, {WEIGHTS_KEY: weights_key(tower, INT8_GRAPH)})
     return write_atomically(Path(path), lambda tmp: onnx.save(quantized, str(tmp)))
 
 
-def int8_session(tower: ImageEncoder, directory: Path, threads: int) -> onnxruntime.InferenceSession | None:
+def whitening_convs(graph: onnx.ModelProto) -> list[str]:
+    """The names of the whitening convs: the only convs whose filters read the image's three
+    channels (one per tower of a joint CLIP)."""
+    channels_in = {weights.name: weights.dims[1] for weights in graph.graph.initializer if len(weights.dims) == 4}
+    return [node.name for node in graph.graph.node if node.op_type == "Conv" and channels_in.get(node.input[1]) == 3]
+
+
+def int8_session(tower: ImageTower, directory: Path, threads: int) -> onnxruntime.InferenceSession | None:
     """A session of the checkpoint's int8 graph, if it has one made from these weights."""
     path = Path(directory) / INT8_FILE
     if not path.exists():
@@ -138,7 +147,7 @@ class OnnxImageTower(nn.Module):
 
     def __init__(
         self,
-        reference: ImageEncoder,
+        reference: ImageTower,
         cache_dir: Path,
         threads: int = 1,
         int8: onnxruntime.InferenceSession | None = None,

@@ -11,22 +11,10 @@ import torch
 
 from model_api.clip import hardware
 from model_api.clip.image_encoder import ImageEncoder
-from model_api.clip.inference import embed_images, prepare_for_inference
+from model_api.clip.inference import embed_images
 from model_api.clip.model import Clip
 from model_api.clip.onnx_image import INT8_FILE, OnnxImageTower, cached_graph, quantize, use_image_backend
-from tests.conftest import CAPTIONS, TINY_MODEL
-
-
-def trained_looking_clip() -> Clip:
-    torch.manual_seed(0)
-    model = Clip(TINY_MODEL, CAPTIONS)
-    for module in model.modules():  # statistics that are no identity, so the graph must carry them
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.running_mean.normal_()
-            module.running_var.uniform_(0.5, 2.0)
-            if module.bias is not None:
-                torch.nn.init.normal_(module.bias)
-    return prepare_for_inference(model)
+from tests.conftest import trained_looking_clip
 
 
 @pytest.fixture(scope="module")
