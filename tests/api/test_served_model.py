@@ -13,13 +13,14 @@ from model_api.clip.checkpoint import save_checkpoint
 from model_api.clip.hardware import DeviceUnavailableError
 from model_api.clip.image_encoder import ImageEncoder
 from model_api.clip.inference import embed_texts
+from model_api.clip.joint import join
 from model_api.clip.model import Clip
 from model_api.clip.onnx_image import INT8_FILE, OnnxImageTower, quantize
 from model_api.clip.onnx_text import OnnxSentenceEncoder
 from model_api.clip.text_encoder import FrozenSentenceEncoder
 from model_api.served_model import QueryEncoder, ServedModel, image_tower_thread
 from tests.api.conftest import build_settings
-from tests.conftest import CAPTIONS, TINY_MINILM_MODEL, TINY_MODEL
+from tests.conftest import CAPTIONS, TINY_MINILM_MODEL, TINY_MODEL, trained_looking_clip
 
 
 def served_on_each_runtime(tmp_path, config, setting: str) -> dict[str, ServedModel]:
@@ -78,13 +79,17 @@ def test_a_checkpoint_with_an_int8_tower_is_served_in_int8_and_its_vectors_are_k
     assert served["onnx-int8"].vectors_id == served["onnx"].vectors_id + "-int8"
 
 
-@pytest.mark.parametrize("config", [TINY_MODEL, TINY_MINILM_MODEL], ids=["scratch tower", "frozen MiniLM"])
-def test_queries_embed_through_the_folded_head_as_through_the_model(config) -> None:
-    torch.manual_seed(0)
-    model = Clip(config, CAPTIONS).eval()
-    # Statistics a trained model would have, so the fold has a standardisation to fold.
-    model.text_norm.running_mean.normal_()
-    model.text_norm.running_var.uniform_(0.5, 2.0)
+def joint_of_two() -> Clip:
+    return join([trained_looking_clip(TINY_MINILM_MODEL, seed) for seed in (0, 1)], [0.7, 0.3])
+
+
+@pytest.mark.parametrize(
+    "build",
+    [lambda: trained_looking_clip(TINY_MODEL), lambda: trained_looking_clip(TINY_MINILM_MODEL), joint_of_two],
+    ids=["scratch tower", "frozen MiniLM", "a joint of two"],
+)
+def test_queries_embed_through_the_folded_head_as_through_the_model(build) -> None:
+    model = build()  # with statistics a trained model would have, so the fold has a standardisation to fold
     texts = ["a red sports car", "a fluffy dgo", "x"]
     torch.testing.assert_close(QueryEncoder(model)(texts), embed_texts(model, texts), atol=1e-5, rtol=0)
 
