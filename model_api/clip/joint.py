@@ -55,8 +55,10 @@ def join(members: Sequence[Clip], weights: Sequence[float]) -> Clip:
         joined_images=tuple(member.config.image for member in members[1:]),
         member_weights=tuple(weights),
     )
-    joint = Clip(config, first.captions)
-    joint.text = first.text  # the shared frozen encoder: loaded once
+    # From where the first member's encoder came (a --text-encoder-path copy included), then
+    # replaced by that very encoder, so it is loaded once.
+    joint = Clip(config, first.captions, first.text.frozen.directory)
+    joint.text = first.text
     with torch.no_grad():
         for tower, member in zip(joint.visual.towers, members, strict=True):
             tower.load_state_dict(member.visual.state_dict())
