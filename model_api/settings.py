@@ -67,9 +67,10 @@ class Settings(BaseSettings):
     # Every image goes through the tower on one thread of its own with this many torch threads: a
     # lone upload on the wide tower took 10.5-10.8 ms with one and 7.9-8.8 ms with two (BENCHMARKS.md).
     image_threads: int = Field(2, ge=1, description="PyTorch or ONNX Runtime threads of the image tower's thread")
-    # auto: ONNX Runtime where the CPU computes in fp32 (an upload and its mirror in two thirds of
-    # PyTorch's time there), in int8 where the checkpoint has an int8 graph of its weights (twice
-    # the images per second again), PyTorch where the CPU has native bf16 and on GPUs (onnx_image.py).
+    # auto, on a CPU: the checkpoint's int8 graph of its weights where it has one (an upload in a
+    # third of PyTorch's bf16 time, a third less than the float graph's fp32 time); else the
+    # float graph where the CPU computes in fp32, PyTorch where it has native bf16. GPUs: PyTorch
+    # (`onnx_image.use_image_backend`).
     image_backend: ImageBackend = Field(
         "auto", description="runtime of the image tower: auto, onnx, onnx-int8 (the checkpoint's int8 graph) or torch"
     )

@@ -1,19 +1,17 @@
-"""The image tower run by ONNX Runtime: `Clip.visual`'s function in less time on a CPU without
-native bf16, an upload and its mirror embedded in 9.3-9.4 against 10.7-11.3 ms and the gallery at
-15-35% more images/s on machine B (BENCHMARKS.md, the image tower on ONNX Runtime). Every served
-classification and every image the gallery indexes goes through it.
+"""The image tower run by ONNX Runtime: `Clip.visual`'s function in less time on a CPU, in float
+where the CPU has no native bf16 (an upload and its mirror embedded in 9.3-9.4 against 10.7-11.3
+ms on machine B; BENCHMARKS.md, the image tower on ONNX Runtime), and in int8 on any CPU.
 
-On a CPU with native bf16 PyTorch's bf16 autocast doubled the tower's throughput (BENCHMARKS.md,
-inference speed) and fp32 graphs cannot match it, and on a GPU PyTorch is the runtime: so the
-"auto" backend takes ONNX Runtime only where the device computes in fp32 on the CPU.
+With int8 weights and activations (`quantize`) the tower embeds twice as many images a second
+as the float graph on machine B, and on machine A, whose CPU has native bf16 and VNNI, an upload
+in 2.6 against 8.3 ms under PyTorch's bf16 autocast (BENCHMARKS.md, the image tower in int8). That
+graph is calibrated on training images, so it is made once per checkpoint, where the data is,
+and kept beside the weights (`INT8_FILE`). Without it, PyTorch's bf16 autocast beats the float
+graph where the CPU has native bf16 (BENCHMARKS.md, inference speed); on a GPU PyTorch is the
+runtime. `use_image_backend` chooses.
 
 The graph ends at the tower's pooled features; the trained projection and standardisation stay
 in PyTorch (`Clip.project_image`), one small product per image.
-
-With int8 weights and activations (`quantize`) the tower embeds twice as many images a second
-again, and an upload is classified a quarter faster over HTTP. That graph is calibrated on
-training images, so it is made once per checkpoint, where the data is, and kept beside the
-weights (`INT8_FILE`); a server without it runs the float graph.
 """
 
 from __future__ import annotations
@@ -162,23 +160,20 @@ class OnnxImageTower(nn.Module):
         return torch.from_numpy(features)
 
 
-def runs_on_onnx(model: Clip, backend: ImageBackend) -> bool:
-    """Whether `backend` puts the image tower on ONNX Runtime for this model where it lies."""
-    if backend == "auto":
-        device = device_of(model)
-        return device.type == "cpu" and device.autocast_dtype is None
-    return backend in ("onnx", "onnx-int8")
-
-
 def use_image_backend(
     model: Clip, backend: ImageBackend, cache_dir: Path, threads: int = 1, checkpoint: Path | None = None
 ) -> Clip:
-    """Run `model`'s image tower on `backend` ("auto": `runs_on_onnx`, in int8 where `checkpoint`
-    has an int8 graph of these weights), for inference only: the trained weights leave the model
-    with the PyTorch tower. -> the same model."""
-    if not runs_on_onnx(model, backend):
+    """Run `model`'s image tower on `backend`, for inference only: the trained weights leave the
+    model with the PyTorch tower. -> the same model.
+
+    "auto" on a CPU takes `checkpoint`'s int8 graph of these weights wherever it has one: an
+    upload in 2.6 against PyTorch's 8.3 ms even on a CPU with native bf16 (BENCHMARKS.md, the
+    image tower in int8). Without one, the float graph where the CPU computes in fp32 and
+    PyTorch's bf16 autocast where it has native bf16; on a GPU, always PyTorch."""
+    device = device_of(model)
+    if backend == "torch" or (backend == "auto" and device.type != "cpu"):
         return model
-    if device_of(model).type != "cpu":
+    if device.type != "cpu":
         raise ValueError("the onnx image backends run on the CPU; use CLIP_IMAGE_BACKEND=torch with a GPU")
     int8 = int8_session(model.visual, checkpoint, threads) if checkpoint is not None and backend != "onnx" else None
     if backend == "onnx-int8" and int8 is None:
@@ -186,5 +181,7 @@ def use_image_backend(
             f"no {INT8_FILE} made from these weights in {checkpoint}: "
             "make it with benchmarks/quantize_image_tower.py, or serve CLIP_IMAGE_BACKEND=onnx"
         )
+    if backend == "auto" and int8 is None and device.autocast_dtype is not None:
+        return model
     model.visual = OnnxImageTower(model.visual, cache_dir, threads, int8)
     return model

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from model_api.clip import hardware
+from model_api.clip.hardware import Device
 from model_api.clip.image_encoder import ImageEncoder
 from model_api.clip.inference import embed_images
 from model_api.clip.model import Clip
@@ -29,6 +30,11 @@ def models(onnx_dir: Path) -> tuple[Clip, Clip]:
     return reference, use_image_backend(copy.deepcopy(reference), "onnx", onnx_dir, threads=2)
 
 
+# The graphs compute in fp32: the torch around them and the reference must too, where the CPU
+# would take bf16 autocast.
+FP32 = Device(torch.device("cpu"), autocast_dtype=None)
+
+
 def random_images(count: int) -> torch.Tensor:
     return torch.randint(0, 256, (count, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(count))
 
@@ -40,7 +46,10 @@ def test_the_onnx_tower_embeds_images_as_the_reference_does(models, count: int) 
     images = random_images(count)
     for mirror in (True, False):
         torch.testing.assert_close(
-            embed_images(fast, images, mirror=mirror), embed_images(reference, images, mirror=mirror), atol=1e-5, rtol=0
+            embed_images(fast, images, device=FP32, mirror=mirror),
+            embed_images(reference, images, device=FP32, mirror=mirror),
+            atol=1e-5,
+            rtol=0,
         )
 
 
@@ -78,20 +87,25 @@ def test_the_int8_tower_embeds_images_close_to_the_float_one(models, int8_checkp
     int8 = use_image_backend(copy.deepcopy(reference), "onnx-int8", onnx_dir, checkpoint=int8_checkpoint)
     assert isinstance(int8.visual, OnnxImageTower) and int8.visual.int8
     images = random_images(300)
-    cosines = (embed_images(int8, images) * embed_images(reference, images)).sum(dim=1)
+    cosines = (embed_images(int8, images, device=FP32) * embed_images(reference, images, device=FP32)).sum(dim=1)
     assert cosines.min() > 0.98
 
 
 def test_auto_takes_the_int8_graph_only_when_it_was_made_from_these_weights(
     monkeypatch, models, int8_checkpoint: Path, onnx_dir: Path
 ) -> None:
-    monkeypatch.setattr(hardware, "bf16_is_fast", lambda: False)
     reference, _ = models
-    assert use_image_backend(copy.deepcopy(reference), "auto", onnx_dir, checkpoint=int8_checkpoint).visual.int8
+    for bf16 in (False, True):  # int8 beats PyTorch's bf16 autocast too (onnx_image.use_image_backend)
+        monkeypatch.setattr(hardware, "bf16_is_fast", lambda bf16=bf16: bf16)
+        assert use_image_backend(copy.deepcopy(reference), "auto", onnx_dir, checkpoint=int8_checkpoint).visual.int8
     assert not use_image_backend(copy.deepcopy(reference), "onnx", onnx_dir, checkpoint=int8_checkpoint).visual.int8
     other = copy.deepcopy(reference)
     with torch.no_grad():
         other.visual.groups[0].first[0].weight[0, 0, 0, 0] += 1e-3
+    assert isinstance(
+        use_image_backend(copy.deepcopy(other), "auto", onnx_dir, checkpoint=int8_checkpoint).visual, ImageEncoder
+    )
+    monkeypatch.setattr(hardware, "bf16_is_fast", lambda: False)
     assert not use_image_backend(copy.deepcopy(other), "auto", onnx_dir, checkpoint=int8_checkpoint).visual.int8
     with pytest.raises(FileNotFoundError, match=INT8_FILE):
         use_image_backend(other, "onnx-int8", onnx_dir, checkpoint=int8_checkpoint)
