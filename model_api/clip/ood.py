@@ -20,6 +20,7 @@ retrained checkpoint never uses another's calibration.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -76,13 +77,20 @@ class OodCalibration:
     false_flag_rate: float  # share of held-out in-distribution images the two flags together raise
     weights_sha256: str  # the weights it was fitted on
 
+    @cached_property
+    def _in_float64(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The precision, P m for every class mean m and m P m, in float64, made once: an upload's
+        distance then costs one (D, D) product, not a copy of P and a (C, D, D) product more."""
+        precision = self.precision.double()
+        projected_means = self.class_means.double() @ precision  # (C, D)
+        return precision, projected_means.T, (projected_means * self.class_means.double()).sum(1)
+
     def distances(self, embeddings: torch.Tensor) -> torch.Tensor:
         """(N, D) unit image embeddings -> (N,) distance to the nearest class mean."""
+        precision, projected_means, means_term = self._in_float64
         x = embeddings.double()
-        means, precision = self.class_means.double(), self.precision.double()
-        projected = x @ precision  # (N, D)
         # |x - m|^2_P = xPx - 2 xPm + mPm, for every class at once: (N, C)
-        squared = (projected * x).sum(1, keepdim=True) - 2 * projected @ means.T + ((means @ precision) * means).sum(1)
+        squared = ((x @ precision) * x).sum(1, keepdim=True) - 2 * x @ projected_means + means_term
         return squared.min(dim=1).values.clamp(min=0).sqrt().float()
 
     def score(self, image_embeddings: torch.Tensor, label_embeddings: torch.Tensor) -> OodScores:
