@@ -66,7 +66,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from queries import distinct_queries, is_misspelled, phrases  # noqa: E402  (this folder is on sys.path as a script)
-from reporting import add_data_arguments, save_json  # noqa: E402
+from reporting import add_data_arguments, latency_summary, save_json  # noqa: E402
 
 from model_api.settings import Settings  # noqa: E402
 
@@ -203,13 +203,6 @@ def prepare_store(store_dir: Path, empty: bool) -> None:
 
 
 # --- measuring ------------------------------------------------------------------------------
-
-
-def latency_summary(ms: list[float]) -> dict:
-    if not ms:
-        return {"n": 0}
-    p50, p90, p99 = np.percentile(ms, [50, 90, 99]).tolist()
-    return {"n": len(ms), "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "mean_ms": float(np.mean(ms)), "max_ms": max(ms)}
 
 
 class LeanClient:

@@ -15,19 +15,17 @@ the two is that.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reporting import add_data_arguments, save_json  # noqa: E402  (this folder is on sys.path as a script)
+from reporting import add_data_arguments, latency_summary, save_json  # noqa: E402  (this folder is on sys.path as a script)
 
 from model_api.clip.data import load_cifar10  # noqa: E402
 from model_api.clip.inference import embed_labels, rank_labels, refine_unsure  # noqa: E402
@@ -68,11 +66,7 @@ def breakdown(checkpoint: Path, images, warmup: int) -> dict:
         "dim": model.config.dim,
         "ood_calibrated": served.ood is not None,
         "unsure_share": unsure / len(images),
-        "stages_ms": {
-            name: {"p50": statistics.median(ms[warmup:]), "p90": float(np.percentile(ms[warmup:], 90))}
-            for name, ms in stages.items()
-            if ms
-        },
+        "stages": {name: latency_summary(ms[warmup:]) for name, ms in stages.items() if ms},
     }
 
 
@@ -86,7 +80,7 @@ def main() -> None:
     images = load_cifar10(args.data, args.cache_dir).test.images[: args.images]
     results = [breakdown(checkpoint, images, warmup=args.images // 10) for checkpoint in args.checkpoints]
     for result in results:
-        stages = "  ".join(f"{name} {ms['p50']:.2f}/{ms['p90']:.2f}" for name, ms in result["stages_ms"].items())
+        stages = "  ".join(f"{name} {ms['p50_ms']:.2f}/{ms['p90_ms']:.2f}" for name, ms in result["stages"].items())
         print(f"{result['checkpoint']} ({result['image_backend']}, D={result['dim']}): p50/p90 ms  {stages}")
     save_json({"runs": results}, args.json)
 

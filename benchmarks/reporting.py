@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from model_api.settings import Settings
 
 
@@ -30,6 +32,14 @@ def median_seconds(call: Callable[[], object], repeats: int, warmup: int = 3) ->
         call()
         timings.append(time.perf_counter() - started)
     return statistics.median(timings)
+
+
+def latency_summary(ms: list[float]) -> dict:
+    """Count, p50 / p90 / p99, mean and max of latencies in ms."""
+    if not ms:
+        return {"n": 0}
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99]).tolist()
+    return {"n": len(ms), "p50_ms": p50, "p90_ms": p90, "p99_ms": p99, "mean_ms": float(np.mean(ms)), "max_ms": max(ms)}
 
 
 def save_json(results: dict, path: Path | None) -> None:

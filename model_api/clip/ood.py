@@ -81,9 +81,9 @@ class OodCalibration:
     def _in_float64(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The precision, P m for every class mean m and m P m, in float64, made once: an upload's
         distance then costs one (D, D) product, not a copy of P and a (C, D, D) product more."""
-        precision = self.precision.double()
-        projected_means = self.class_means.double() @ precision  # (C, D)
-        return precision, projected_means.T, (projected_means * self.class_means.double()).sum(1)
+        means, precision = self.class_means.double(), self.precision.double()
+        projected_means = means @ precision  # (C, D)
+        return precision, projected_means.T, (projected_means * means).sum(1)
 
     def distances(self, embeddings: torch.Tensor) -> torch.Tensor:
         """(N, D) unit image embeddings -> (N,) distance to the nearest class mean."""
