@@ -3,11 +3,12 @@
   python benchmarks/ood_benchmark.py [--checkpoint DIR] [--rate 0.05] [--no-save] [--json OUT.json]
 
 Fits the class Gaussians on 10,000 training images and the two thresholds on the images training
-held out (`model_api/clip/ood.py`), writes them beside the weights (`ood.safetensors`, which the
-API reads; `--no-save` only measures), then reports on data the calibration never saw: the share
-of the 10,000 test images flagged (false flags) against the share of non-CIFAR images flagged
-(`non_cifar.py`: drawn images and crops of the photos installed packages ship), per kind, with
-the AUROC of each score and of the max softmax probability as a baseline; the three whole photos
+held out (`model_api/clip/ood.py`), embedded by the image tower the API would serve
+(`CLIP_IMAGE_BACKEND`, default auto: the checkpoint's int8 graph on a CPU where it has one),
+writes them beside the weights (`ood.safetensors`, which the API reads; `--no-save` only
+measures), then reports on data the calibration never saw: the share of the 10,000 test images
+flagged (false flags) against the share of non-CIFAR images flagged (`non_cifar.py`: drawn
+images and crops of the photos installed packages ship), per kind, with the AUROC of each score and of the max softmax probability as a baseline; the three whole photos
 as an upload would send them; and test images asked about typed label lists, with and without a
 label that fits them.
 """
@@ -29,6 +30,7 @@ from reporting import add_data_arguments, save_json  # noqa: E402
 from model_api.clip.checkpoint import load_checkpoint, weights_sha256  # noqa: E402
 from model_api.clip.data import load_cifar10  # noqa: E402
 from model_api.clip.inference import embed_images, embed_labels, label_probabilities  # noqa: E402
+from model_api.clip.onnx_image import use_image_backend  # noqa: E402
 from model_api.clip.ood import DEFAULT_FALSE_FLAG_RATE, OodCalibration, calibrate, save_calibration  # noqa: E402
 from model_api.settings import Settings  # noqa: E402
 
@@ -134,6 +136,11 @@ def main() -> None:
     args = parser.parse_args()
 
     model, config = load_checkpoint(args.checkpoint)
+    # Calibrated on the vectors the API serves: an int8 tower's rounding moves an image along the
+    # directions the classes hardly vary in, where the distance is most sensitive.
+    settings = Settings()
+    onnx_cache = settings.cache_dir / "onnx"
+    use_image_backend(model, settings.image_backend, onnx_cache, settings.image_threads, args.checkpoint)
     data = load_cifar10(args.data, args.cache_dir)
     val_size = config["train"]["val_size"]
     calibration, held_out = calibrate(model, data, val_size, weights_sha256(args.checkpoint), args.rate)
