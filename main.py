@@ -6,6 +6,7 @@ python main.py --mode TEST --report report.json
 python main.py --idx 7 --labels "cat,dog,vehicle" --save prediction.png   (INFERENCE, the default)
 python main.py --mode INDEX --folder ~/Pictures   (into the API's gallery store; run again to resume)
 python main.py --mode JOIN --members runs/a/best runs/b/best --output runs/joint   (two checkpoints as one)
+python main.py --mode TRAIN --distil-from runs/joint --output runs/taught   (one tower taught by a joint one)
 torchrun --nproc-per-node 2 main.py --mode TRAIN --output runs/ddp   (one process per GPU, or CPU processes)
 """
 
@@ -139,6 +140,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(airbench96_faster: 0.5); 1: every image",
     )
     train.add_argument(
+        "--distil-from",
+        type=Path,
+        help="a teacher checkpoint (e.g. a joint one): the student also learns to rank each step's captions as it "
+        "does (model_api/clip/distil.py)",
+    )
+    train.add_argument(
+        "--distil-weight",
+        type=float,
+        default=TrainConfig.distil_weight,
+        help="weight of that distillation loss beside the contrastive loss",
+    )
+    train.add_argument(
         "--activation", choices=ACTIVATIONS, default=ImageEncoderConfig.activation, help="the image tower's activation"
     )
     train.add_argument(
@@ -217,6 +230,8 @@ def run_train(args: argparse.Namespace) -> None:
         positives=args.positives,
         undecided_pairs=args.undecided_pairs,
         hard_example_share=args.hard_example_share,
+        distil_from=None if args.distil_from is None else str(args.distil_from),
+        distil_weight=args.distil_weight,
     )
     model_config = ClipConfig(
         image=ImageEncoderConfig(widths=tower.widths, activation=args.activation),

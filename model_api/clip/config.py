@@ -175,6 +175,10 @@ class TrainConfig:
     # Share of each batch the CLIP trains on, the hardest for a small proxy classifier
     # (hard_examples.py; airbench96_faster keeps 0.5). 1.0: every image, no proxy.
     hard_example_share: float = 1.0
+    # A teacher checkpoint (typically a joint one) whose ranking of each step's captions the
+    # student learns beside its contrastive loss, with this weight (distil.py); None: no teacher.
+    distil_from: str | None = None
+    distil_weight: float = 1.0
     whiten_bias_epochs: int = 3
     ema_every: int = 5  # weight averaging, from `ema_start_epoch` on
     ema_start_epoch: int = 3

@@ -38,6 +38,7 @@ from .checkpoint import save_checkpoint
 from .classifier import Classifier
 from .config import ClipConfig, ImageEncoderConfig, TrainConfig
 from .data import Cifar10, Split, augment, to_float
+from .distil import Teacher, distillation_loss
 from .distributed import SINGLE_PROCESS, Ranks, gather
 from .files import write_atomically, write_text_atomically
 from .hard_examples import PROXY_WIDTHS, HardExampleSelector
@@ -348,6 +349,7 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.device.scales_loss)
         self.averager = WeightAverager(self.model)
         self.selector = self.hard_example_selector(len(data.classes))
+        self.teacher = self.load_teacher()
         self.captions = CaptionSampler(self.model, recipe.attribute_caption_share)
         self.loss_fn = LabelAwareContrastiveLoss(recipe.label_smoothing)
         self.steps_per_epoch = math.ceil(len(self.train_split) / recipe.batch_size)
@@ -369,6 +371,14 @@ class Trainer:
         _, sgd = image_optimizers(proxy.visual, [proxy.head.weight], recipe)
         remember_base_lrs((sgd,))
         return HardExampleSelector(proxy, sgd, self.recipe.hard_example_share, self.recipe.label_smoothing, self.device)
+
+    def load_teacher(self) -> Teacher | None:
+        """The checkpoint the recipe distils from, with its vectors of the training images."""
+        if self.recipe.distil_from is None:
+            return None
+        if self.ranks.world_size > 1:
+            raise ValueError("distillation runs in one process only: drop torchrun or --distil-from")
+        return Teacher.load(Path(self.recipe.distil_from), self.model, self.images, self.device)
 
     def all_optimizers(self) -> tuple[torch.optim.Optimizer, ...]:
         """Every optimizer the schedule drives: the CLIP's and the proxy's."""
@@ -481,6 +491,10 @@ class Trainer:
         image_emb, text_emb = gather(image_emb, self.ranks, len(rows)), gather(text_emb, self.ranks, len(texts))
         on_device = self.device.torch_device
         loss = self.loss_fn(image_emb, text_emb, scale, positives.to(on_device), ignored.to(on_device))
+        if self.teacher is not None:
+            student_logits = scale * image_emb.float() @ text_emb.float().T
+            teacher_logits = self.teacher.logits(chosen.to(on_device), text_inputs.to(on_device))
+            loss = loss + self.recipe.distil_weight * distillation_loss(student_logits, teacher_logits)
         for optimizer in self.optimizers.all():
             optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()  # DDP all-reduces the gradients here
