@@ -75,9 +75,12 @@ def fill_add_form(page: Page, data: bytes, caption: str) -> None:
     page.get_by_text("Add an image").click()
     upload(page, data, "mine.png")
     page.get_by_label("Caption (optional, makes it findable by its words)").fill(caption)
-    # The file's chip shows before its bytes reach the server; on a busy machine a click right
-    # away submitted the form without them ("Choose an image file first").
-    page.wait_for_load_state("networkidle")
+    # The picker first asks the server for an upload URL over the WebSocket, then PUTs the bytes.
+    # "Add to gallery" is enabled while it asks and disabled during the PUT, so on a busy machine
+    # a click too early submitted without the file ("Choose an image file first") or landed on
+    # the just-disabled button and was lost (no message at all). The chip's button reads
+    # "Remove <name>" only once the bytes are in.
+    expect(page.get_by_role("button", name="Remove mine.png")).to_be_visible()
     page.get_by_role("button", name="Add to gallery").click()
 
 
