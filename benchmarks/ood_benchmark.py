@@ -8,9 +8,9 @@ held out (`model_api/clip/ood.py`), embedded by the image tower the API would se
 writes them beside the weights (`ood.safetensors`, which the API reads; `--no-save` only
 measures), then reports on data the calibration never saw: the share of the 10,000 test images
 flagged (false flags) against the share of non-CIFAR images flagged (`non_cifar.py`: drawn
-images and crops of the photos installed packages ship), per kind, with the AUROC of each score and of the max softmax probability as a baseline; the three whole photos
-as an upload would send them; and test images asked about typed label lists, with and without a
-label that fits them.
+images and crops of the photos installed packages ship), per kind, with the AUROC of each score
+and of the max softmax probability as a baseline; the three whole photos as an upload would send
+them; and test images asked about typed label lists, with and without a label that fits them.
 """
 
 from __future__ import annotations
