@@ -42,7 +42,6 @@ def test_gaussians_recover_the_class_means_and_the_shared_spread():
     assert torch.diag(precision).tolist() == pytest.approx([100, 25, 6.25], rel=0.1)
 
 
-
 def test_a_direction_the_classes_hardly_vary_in_still_counts():
     # Trained embeddings vary ~1e-6 within a class along most directions: an image off the class
     # along one of them is unlike every training image, and a fixed ridge of 1e-4 would hide it.
@@ -55,6 +54,7 @@ def test_a_direction_the_classes_hardly_vary_in_still_counts():
     off_quietly = torch.zeros(1, 16)
     off_quietly[0, -1] = 0.03  # ten standard deviations along a quiet axis
     assert calibration.distances(off_quietly).item() > 6  # 2.9 with a ridge of 1e-4
+
 
 def test_joint_thresholds_flag_the_chosen_share_together():
     generator = torch.Generator().manual_seed(0)
