@@ -139,8 +139,7 @@ def main() -> None:
     # Calibrated on the vectors the API serves: an int8 tower's rounding moves an image along the
     # directions the classes hardly vary in, where the distance is most sensitive.
     settings = Settings()
-    onnx_cache = settings.cache_dir / "onnx"
-    use_image_backend(model, settings.image_backend, onnx_cache, settings.image_threads, args.checkpoint)
+    use_image_backend(model, settings.image_backend, settings.onnx_dir, settings.image_threads, args.checkpoint)
     data = load_cifar10(args.data, args.cache_dir)
     val_size = config["train"]["val_size"]
     calibration, held_out = calibrate(model, data, val_size, weights_sha256(args.checkpoint), args.rate)

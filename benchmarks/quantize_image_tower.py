@@ -61,7 +61,7 @@ def main() -> None:
     path = quantize(model.visual, train.images[chosen], args.checkpoint / INT8_FILE)
     print(f"wrote {path} in {time.perf_counter() - started:.1f} s")
 
-    cache_dir = Settings().cache_dir / "onnx"
+    cache_dir = Settings().onnx_dir
     towers = {
         backend: use_image_backend(copy.deepcopy(model), backend, cache_dir, args.threads, args.checkpoint)
         for backend in ("onnx", "onnx-int8")

@@ -170,10 +170,8 @@ class ServedModel:
         """The checkpoint the settings name, its text tower on the runtime they choose."""
         device = resolve_device(settings.device)  # CLIP_DEVICE
         model, config = load_checkpoint(settings.checkpoint, settings.text_encoder_path, device)
-        use_text_backend(model, settings.text_backend, settings.cache_dir / "onnx", settings.text_threads)
-        use_image_backend(
-            model, settings.image_backend, settings.cache_dir / "onnx", settings.image_threads, settings.checkpoint
-        )
+        use_text_backend(model, settings.text_backend, settings.onnx_dir, settings.text_threads)
+        use_image_backend(model, settings.image_backend, settings.onnx_dir, settings.image_threads, settings.checkpoint)
         served = cls(
             model,
             config,

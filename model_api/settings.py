@@ -83,3 +83,8 @@ class Settings(BaseSettings):
     # request made the threads spin against each other (BENCHMARKS.md, model API).
     blas_threads: int = Field(1, ge=1, description="BLAS threads per exact-search matrix product")
     log_level: str = "INFO"
+
+    @property
+    def onnx_dir(self) -> Path:
+        """Where the towers' exported ONNX graphs are cached (the int8 image graph lives beside the weights)."""
+        return self.cache_dir / "onnx"
